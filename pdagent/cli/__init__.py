@@ -1,0 +1,1 @@
+"""Command-line entry points: pd-send, pd-queue, pdagentd (and the integrations)."""

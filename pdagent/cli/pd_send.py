@@ -1,0 +1,235 @@
+"""pd-send: queue one event on the local spool for pdagentd to deliver.
+
+Fast and offline by design: it imports neither requests nor python-daemon,
+never resolves a host name, and returns as soon as the event is on disk.
+"""
+
+import sys
+
+from pdagent.config import ConfigError, load_main_config
+from pdagent.enqueue import default_source, queue_v2_event
+from pdagent.event import (ALERT_ACTIONS, SEVERITIES, EventError, build_alert, build_change,
+                           check_timestamp, utc_timestamp)
+from pdagent.spool import SpoolError
+
+DESCRIPTION = "Queue up a trigger, acknowledge, resolve or change event to PagerDuty."
+EPILOG = """\
+links and images:
+  --link URL[|TEXT]         a link shown with the alert, e.g.
+                            --link 'https://wiki.example.com/runbook|Runbook'
+  --image SRC[|ALT[|HREF]]  an image (https URL), optional alt text and link
+
+The event is written to the local spool and sent by the pdagentd daemon.
+"""
+
+
+def _field(text):
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise ValueError(text)
+    return key, value
+
+
+_field.__name__ = "KEY=VALUE"  # argparse names it in its error: "invalid KEY=VALUE value"
+
+
+def _link(text):
+    href, _, label = text.partition("|")
+    link = {"href": href}
+    if label:
+        link["text"] = label
+    return link
+
+
+def _image(text):
+    src, _, rest = text.partition("|")
+    alt, _, href = rest.partition("|")
+    image = {"src": src}
+    if alt:
+        image["alt"] = alt
+    if href:
+        image["href"] = href
+    return image
+
+
+# One table drives both parsers: argparse (help and every error) and the fast path.
+OPTIONS = [
+    (("-k", "--service-key", "--routing-key"),
+     dict(dest="routing_key", metavar="SERVICE_KEY", help="integration (routing) key of the service")),
+    (("-t", "--event-type"), dict(choices=ALERT_ACTIONS + ("change",), help="type of event")),
+    (("-d", "--description"), dict(help="short description (payload.summary)")),
+    (("-i", "--incident-key", "--dedup-key"),
+     dict(dest="dedup_key", metavar="INCIDENT_KEY", help="incident (dedup) key")),
+    (("-c", "--client"), dict(help="name of the monitoring client")),
+    (("-u", "--client-url"), dict(help="URL of the monitoring client")),
+    (("-f", "--field"), dict(dest="fields", action="append", type=_field, default=[],
+                             metavar="KEY=VALUE", help="add a custom detail (repeatable)")),
+    (("-q", "--quiet"), dict(action="store_true", help="print nothing on success")),
+    (("--severity",), dict(choices=SEVERITIES, default="error", help="how bad it is (default: error)")),
+    (("--source",), dict(help="affected system (default: this host's FQDN)")),
+    (("--component",), dict(help="affected component")),
+    (("--group",), dict(help="logical group of components")),
+    (("--class",), dict(dest="event_class", help="class or type of the event")),
+    (("--timestamp",), dict(help="when it happened, ISO 8601 (default: when pd-send ran)")),
+    (("--link",), dict(dest="links", action="append", type=_link, default=[],
+                       metavar="URL[|TEXT]", help="add a link (repeatable)")),
+    (("--image",), dict(dest="images", action="append", type=_image, default=[],
+                        metavar="SRC[|ALT[|HREF]]", help="add an image (repeatable)")),
+    (("--event-file",), dict(metavar="FILE",
+                             help="queue a complete v2 event from a JSON file ('-' for stdin)")),
+]
+
+
+def _dest(flags, spec):
+    """The attribute argparse stores an option in: `dest`, else its first long flag."""
+    long_flag = next(flag for flag in flags if flag.startswith("--"))
+    return spec.get("dest") or long_flag[2:].replace("-", "_")
+
+
+def build_parser():
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="pd-send", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flags, spec in OPTIONS:
+        parser.add_argument(*flags, **spec)
+    return parser
+
+
+class _Args:
+    def __init__(self, values):
+        self.__dict__.update(values)
+
+
+def fast_parse(argv):
+    """Parse a plain, well-formed command line without importing argparse, or return None.
+
+    argparse costs pd-send about 7 ms of imports per call; anything unusual
+    (help, an error, an abbreviation, -kKEY) returns None so argparse handles it.
+    """
+    specs = {}
+    values = {}
+    for flags, spec in OPTIONS:
+        dest = _dest(flags, spec)
+        for flag in flags:
+            specs[flag] = (dest, spec)
+        default = spec.get("default")
+        values[dest] = list(default) if isinstance(default, list) else default
+    index = 0
+    while index < len(argv):
+        flag, equals, inline = argv[index].partition("=") if argv[index].startswith("--") \
+            else (argv[index], "", "")
+        if flag not in specs:
+            return None
+        dest, spec = specs[flag]
+        if spec.get("action") == "store_true":
+            if equals:
+                return None
+            values[dest] = True
+            index += 1
+            continue
+        if equals:
+            value, index = inline, index + 1
+        elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+            value, index = argv[index + 1], index + 2
+        else:
+            return None
+        try:
+            value = spec["type"](value) if "type" in spec else value
+        except ValueError:
+            return None
+        if value not in spec.get("choices", (value,)):
+            return None
+        if spec.get("action") == "append":
+            values[dest].append(value)
+        else:
+            values[dest] = value
+    return _Args(values)
+
+
+_EVENT_FLAGS = ("description", "dedup_key", "client", "client_url", "fields", "source",
+                "component", "group", "event_class", "timestamp", "links", "images")
+
+
+def _event_from_file(args):
+    if any(getattr(args, flag) for flag in _EVENT_FLAGS):
+        raise EventError("--event-file takes the whole event; use only -k, -t and -q with it")
+    try:
+        if args.event_file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.event_file, encoding="utf-8") as event_file:
+                text = event_file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise EventError(f"cannot read {args.event_file}: "
+                         f"{getattr(error, 'strerror', None) or error}") from None
+    import json  # only here: its import costs the usual path milliseconds
+    try:
+        body = json.loads(text)
+    except ValueError as error:
+        raise EventError(f"{args.event_file} is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise EventError(f"{args.event_file} must hold one JSON object")
+    if args.routing_key:
+        if body.setdefault("routing_key", args.routing_key) != args.routing_key:
+            raise EventError("-k differs from the routing_key in the event file")
+    if args.event_type == "change" or (args.event_type is None and "event_action" not in body):
+        return "change", body
+    if args.event_type and body.setdefault("event_action", args.event_type) != args.event_type:
+        raise EventError("-t differs from the event_action in the event file")
+    return "alert", body
+
+
+def _event_from_flags(args, main_config):
+    if not args.routing_key:
+        raise EventError("the following arguments are required: -k/--service-key")
+    if not args.event_type:
+        raise EventError("the following arguments are required: -t/--event-type")
+    if args.event_type in ("trigger", "change") and (args.description or "").strip() == "":
+        raise EventError(f"{args.event_type} needs a non-blank description (-d)")
+    if args.event_type in ("acknowledge", "resolve") and not args.dedup_key:
+        raise EventError(f"{args.event_type} needs an incident key (-i)")
+    if args.timestamp is not None:
+        check_timestamp(args.timestamp)
+    custom_details = dict(args.fields)
+    timestamp = args.timestamp or utc_timestamp()
+    source = args.source
+    if args.event_type == "change":
+        if args.dedup_key or args.images or args.client or args.client_url:
+            raise EventError("a change event takes no -i, -c, -u or --image")
+        return "change", build_change(
+            args.routing_key, summary=args.description, source=source, timestamp=timestamp,
+            custom_details=custom_details, links=args.links)
+    if source is None and (args.event_type == "trigger" or args.description is not None):
+        source = default_source(main_config)
+    return "alert", build_alert(
+        args.routing_key, args.event_type, summary=args.description, dedup_key=args.dedup_key,
+        severity=args.severity, source=source, component=args.component, group=args.group,
+        event_class=args.event_class, timestamp=timestamp, custom_details=custom_details,
+        links=args.links, images=args.images, client=args.client, client_url=args.client_url)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = fast_parse(argv) or build_parser().parse_args(argv)
+    try:
+        main_config = load_main_config()
+        if args.event_file is not None:
+            endpoint, body = _event_from_file(args)
+        else:
+            endpoint, body = _event_from_flags(args, main_config)
+        dedup_key, _ = queue_v2_event(
+            main_config, endpoint, body, queued_by="pd-send",
+            warn=lambda text: print(f"pd-send: warning: {text}", file=sys.stderr))
+    except (ConfigError, EventError, SpoolError) as error:
+        build_parser().error(str(error))
+    if not args.quiet:
+        if dedup_key:
+            print(f"Event processed. Incident Key: {dedup_key}")
+        else:
+            print("Event processed.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The disk spool: one file per event under outqueue/, the original agent's tree.
+
+    outqueue/tmp/   entries being written (never read by anyone else)
+    outqueue/pdq/   pending:   <enqueue time, microseconds>_<routing key>.txt
+    outqueue/suc/   delivered: same name
+    outqueue/err/   rejected:  same name; why is in db/errors/<name>.json
+
+Invariants, which everything else relies on:
+- A name in pdq/ always holds a complete, fsynced entry. Writers create the
+  file in tmp/, write, fsync, then hard-link it into pdq/ (link fails instead
+  of overwriting, so two writers in the same microsecond both succeed: the
+  loser takes the next microsecond), fsync again, and unlink the tmp name.
+- Name order is queue order; per routing key the daemon sends strictly in
+  name order.
+- Only the daemon moves files out of pdq/ (rename: atomic), and only after
+  the Events API answered; `pd-queue retry` moves err/ -> pdq/. Both do so
+  holding the queue lock (flock on db/queue.lock), which the kernel drops
+  when a process dies, so no lock is ever left behind.
+- Enqueueing takes no lock and never reads pdq/: any local user can drop an
+  event into a directory they cannot list (mode 2753, group pdagent).
+- Readers (pd-queue status/list) only list and read; they write nothing.
+
+pd-send imports this module to write; the reading side imports `json` where
+it is used, since importing it costs pd-send's start-up a few milliseconds.
+"""
+
+import errno
+import fcntl
+import os
+import stat
+import time
+
+from pdagent.event import check_routing_key
+
+QUEUE_STATES = ("pdq", "suc", "err")
+ENTRY_MODE = 0o640
+MAX_ENTRY_BYTES = 512 * 1024
+STALE_TMP_SECS = 3600
+
+_NAME_SUFFIX = ".txt"
+
+
+class SpoolError(Exception):
+    """The spool could not be written or read; the message is one line."""
+
+
+def event_file_name(enqueue_time_us, routing_key):
+    return f"{enqueue_time_us}_{routing_key}{_NAME_SUFFIX}"
+
+
+def parse_file_name(name):
+    """(enqueue time in microseconds, routing key) of an event file name, or None."""
+    stamp, underscore, rest = name.partition("_")
+    if not underscore or not stamp.isdigit() or not rest.endswith(_NAME_SUFFIX) \
+            or len(rest) == len(_NAME_SUFFIX):
+        return None
+    return int(stamp), rest[:-len(_NAME_SUFFIX)]
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def fsync_directory(path):
+    """fsync a directory so a new name in it survives a crash; False if not allowed.
+
+    A user who may only write (not read) pdq/ cannot open it; the fsync of
+    the linked file that precedes this covers the journaling filesystems the
+    agent runs on, since link() dirties the inode in the same transaction.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def write_file_atomically(path, data, mode=0o644):
+    """Replace `path` with `data` (bytes) so readers see the old or the new, never a mix."""
+    tmp_path = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp_path)
+        raise
+    os.close(fd)
+    os.replace(tmp_path, path)
+    fsync_directory(os.path.dirname(path) or ".")
+
+
+def read_small_file(path, limit=4096):
+    """The stripped text of a small file, or None if it is missing or unreadable."""
+    try:
+        with open(path, "rb") as small_file:
+            return small_file.read(limit).decode("utf-8", "replace").strip() or None
+    except OSError:
+        return None
+
+
+def read_agent_id(path):
+    return read_small_file(path)
+
+
+class QueueLock:
+    """The one lock the daemon and `pd-queue retry` serialise on (flock: dies with its holder)."""
+
+    def __init__(self, db_dir):
+        self.path = os.path.join(db_dir, "queue.lock")
+        self._fd = None
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+
+class Spool:
+    """The outqueue directory tree: enqueue, list, read, move, retry, clean up."""
+
+    def __init__(self, outqueue_dir, db_dir=None):
+        self.outqueue_dir = outqueue_dir
+        self.db_dir = db_dir or os.path.join(os.path.dirname(outqueue_dir), "db")
+        self.tmp_dir = os.path.join(outqueue_dir, "tmp")
+        self.errors_dir = os.path.join(self.db_dir, "errors")
+
+    def path(self, state, name):
+        return os.path.join(self.outqueue_dir, state, name)
+
+    def lock(self):
+        return QueueLock(self.db_dir)
+
+    def create_dirs(self):
+        """Create the tree where missing (dev layout; packages create it with its modes)."""
+        for sub in ("tmp",) + QUEUE_STATES:
+            os.makedirs(os.path.join(self.outqueue_dir, sub), exist_ok=True)
+
+    # -- writing ---------------------------------------------------------
+
+    def enqueue(self, routing_key, data, now=None):
+        """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name."""
+        check_routing_key(routing_key)
+        enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
+        tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
+        pdq_dir = os.path.join(self.outqueue_dir, "pdq")
+        try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         ENTRY_MODE)
+        except OSError as error:
+            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
+        try:
+            os.fchmod(fd, ENTRY_MODE)  # whatever the caller's umask
+            _write_all(fd, data)
+            os.fsync(fd)
+            name = self._link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key)
+            os.fsync(fd)
+        except OSError as error:
+            raise SpoolError(f"cannot write the event to {self.outqueue_dir}: {error.strerror}") from None
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(tmp_path)
+            except OSError:
+                pass  # the daemon's cleanup removes stale tmp/ files
+        fsync_directory(pdq_dir)
+        return name
+
+    @staticmethod
+    def _link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key):
+        while True:
+            name = event_file_name(enqueue_time_us, routing_key)
+            try:
+                os.link(tmp_path, os.path.join(pdq_dir, name))
+                return name
+            except FileExistsError:
+                enqueue_time_us += 1  # another writer took this microsecond
+
+    def enqueuer(self):
+        return Enqueuer(self)
+
+    # -- reading ---------------------------------------------------------
+
+    def names(self, state, routing_key=None):
+        """Sorted event file names in `state` (pdq, suc or err); others are skipped."""
+        try:
+            entries = os.listdir(os.path.join(self.outqueue_dir, state))
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise SpoolError(f"cannot list {os.path.join(self.outqueue_dir, state)}: "
+                             f"{error.strerror}") from None
+        suffix = f"_{routing_key}{_NAME_SUFFIX}" if routing_key is not None else _NAME_SUFFIX
+        names = [name for name in entries if name.endswith(suffix) and parse_file_name(name)]
+        names.sort()
+        return names
+
+    def counts_by_key(self, routing_key=None):
+        """{routing key: {"pdq": n, "suc": n, "err": n}} over the whole tree."""
+        counts = {}
+        for state in QUEUE_STATES:
+            for name in self.names(state, routing_key):
+                key = parse_file_name(name)[1]
+                per_key = counts.get(key)
+                if per_key is None:
+                    per_key = counts[key] = dict.fromkeys(QUEUE_STATES, 0)
+                per_key[state] += 1
+        return counts
+
+    def read_entry(self, state, name):
+        """The JSON object in a spool file; SpoolError if it is not a regular, sane file."""
+        path = self.path(state, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise SpoolError(f"{name}: is a symbolic link; not followed") from None
+            raise SpoolError(f"{name}: cannot open: {error.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SpoolError(f"{name}: not a regular file")
+            if info.st_size > MAX_ENTRY_BYTES:
+                raise SpoolError(f"{name}: {info.st_size} bytes, over the {MAX_ENTRY_BYTES}-byte limit")
+            data = os.read(fd, MAX_ENTRY_BYTES + 1)
+        except OSError as error:
+            raise SpoolError(f"{name}: cannot read: {error.strerror}") from None
+        finally:
+            os.close(fd)
+        import json
+        try:
+            entry = json.loads(data)
+        except ValueError:
+            raise SpoolError(f"{name}: not valid JSON") from None
+        if not isinstance(entry, dict):
+            raise SpoolError(f"{name}: not a JSON object")
+        return entry
+
+    def error_reason(self, name):
+        import json
+        try:
+            with open(os.path.join(self.errors_dir, name + ".json"), "rb") as reason_file:
+                return json.load(reason_file)
+        except (OSError, ValueError):
+            return None
+
+    # -- moving (callers hold the queue lock) ------------------------------
+
+    def move(self, name, from_state, to_state):
+        os.rename(self.path(from_state, name), self.path(to_state, name))
+
+    def reject(self, name, reason, from_state="pdq"):
+        """Move an event to err/, recording why, so `pd-queue list --state error` can say."""
+        import json
+        os.makedirs(self.errors_dir, exist_ok=True)
+        record = dict(reason, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        write_file_atomically(os.path.join(self.errors_dir, name + ".json"),
+                              json.dumps(record).encode(), mode=0o640)
+        self.move(name, from_state, "err")
+
+    def retry(self, routing_key=None):
+        """Move err/ events (of one key, or all) back to pdq/; returns how many."""
+        moved = 0
+        with self.lock():
+            for name in self.names("err", routing_key):
+                if os.path.lexists(self.path("pdq", name)):
+                    continue
+                try:
+                    self.move(name, "err", "pdq")
+                except FileNotFoundError:
+                    continue  # cleaned up meanwhile
+                moved += 1
+                try:
+                    os.unlink(os.path.join(self.errors_dir, name + ".json"))
+                except OSError:
+                    pass
+        return moved
+
+    def cleanup(self, threshold_secs, now=None):
+        """Delete suc/ and err/ files older than the threshold and tmp/ files over an hour old."""
+        now = time.time() if now is None else now
+        removed = 0
+        with self.lock():
+            for state in ("suc", "err"):
+                removed += _remove_older(os.path.join(self.outqueue_dir, state), now - threshold_secs)
+            removed += _remove_older(self.tmp_dir, now - STALE_TMP_SECS)
+            if os.path.isdir(self.errors_dir):
+                for reason_name in os.listdir(self.errors_dir):
+                    if not os.path.lexists(self.path("err", reason_name[:-len(".json")])):
+                        _unlink_quietly(os.path.join(self.errors_dir, reason_name))
+        return removed
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_older(directory, cutoff):
+    """Remove the entries of `directory` last changed before `cutoff`; symlinks are not followed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if max(info.st_mtime, info.st_ctime) < cutoff and not entry.is_dir(follow_symlinks=False):
+            removed += _unlink_quietly(entry.path)
+    return removed
+
+
+class Enqueuer:
+    """The original agent's enqueuer interface: `enqueue(service_key, data)` -> (name, problems)."""
+
+    def __init__(self, spool):
+        self.spool = spool
+
+    def enqueue(self, service_key, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        try:
+            return self.spool.enqueue(service_key, data), []
+        except ValueError as error:
+            return None, [str(error)]

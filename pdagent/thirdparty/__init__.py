@@ -1,0 +1,1 @@
+"""Names the original agent's integration scripts import; nothing here is vendored."""
