@@ -57,7 +57,7 @@ def bench_status(pending, env, data_dir):
     start_us = int(time.time() * 1_000_000) - pending
     body = b'{"endpoint":"alert","event":{}}'
     for index in range(pending):
-        name = f"{start_us + index}_{'key%02d' % (index % 10)}{'k' * 27}.txt"
+        name = f"{start_us + index}_key{index % 10:02d}{'k' * 27}.txt"
         with open(os.path.join(pdq, name), "wb") as entry:
             entry.write(body)
     status = [os.path.join(BIN_DIR, "pd-queue"), "status"]

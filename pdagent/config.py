@@ -171,7 +171,7 @@ def load_main_config(path=None):
     for key in _OBSOLETE_KEYS:
         raw.pop(key, None)
     if raw:
-        unknown = sorted(raw)[0]
+        unknown = min(raw)
         raise ConfigError(f"{path}: unknown key '{unknown}' in [Main]")
 
     for key, directory in _default_dirs().items():

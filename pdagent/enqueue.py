@@ -7,8 +7,14 @@ before POSTing it, and writes the spool entry. Never touches the network.
 
 import os
 
-from pdagent.event import (MAX_BODY_BYTES, EventError, make_entry, new_dedup_key,
-                           truncate_summary, validate)
+from pdagent.event import (
+    MAX_BODY_BYTES,
+    EventError,
+    make_entry,
+    new_dedup_key,
+    truncate_summary,
+    validate,
+)
 from pdagent.jsonwrite import dumps
 from pdagent.spool import Spool, read_agent_id, read_small_file
 

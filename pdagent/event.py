@@ -41,7 +41,7 @@ def new_dedup_key():
 def utc_timestamp(epoch_seconds=None):
     """ISO 8601 in UTC with milliseconds, e.g. 2026-11-23T16:40:00.123Z."""
     now = time.time() if epoch_seconds is None else epoch_seconds
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (now % 1 * 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d}Z"
 
 
 def check_timestamp(text):
@@ -103,7 +103,7 @@ def check_routing_key(routing_key):
 
 def _is_url(value, schemes=("http", "https")):
     import re
-    return isinstance(value, str) and re.match(r"(%s)://[^\s/]+" % "|".join(schemes), value)
+    return isinstance(value, str) and re.match(rf"({'|'.join(schemes)})://[^\s/]+", value)
 
 
 def _problems_of_links(body, problems):

@@ -7,6 +7,7 @@ output is exactly what json.dumps(..., separators=(",", ":")) writes, in ASCII.
 Everything else in the agent uses the json module.
 """
 
+import math
 from _json import encode_basestring_ascii
 
 
@@ -30,7 +31,7 @@ def _encode(value, write):
     elif isinstance(value, int):
         write(int.__repr__(value))
     elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("JSON has no NaN or infinity")
         write(float.__repr__(value))
     elif isinstance(value, dict):

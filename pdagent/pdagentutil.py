@@ -11,7 +11,13 @@ import time
 
 from pdagent.config import load_main_config
 from pdagent.enqueue import default_source
-from pdagent.event import build_alert, make_entry, new_dedup_key, truncate_summary, validate
+from pdagent.event import (
+    build_alert,
+    make_entry,
+    new_dedup_key,
+    truncate_summary,
+    validate,
+)
 from pdagent.spool import parse_file_name
 
 

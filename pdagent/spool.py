@@ -122,6 +122,7 @@ class QueueLock:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
             fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd = fd
@@ -228,6 +229,8 @@ class Spool:
         path = self.path(state, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise  # moved away meanwhile: not a problem of the entry
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise SpoolError(f"{name}: is a symbolic link; not followed") from None

@@ -8,8 +8,15 @@ import sys
 
 from pdagent.config import ConfigError, load_main_config
 from pdagent.enqueue import default_source, queue_v2_event
-from pdagent.event import (ALERT_ACTIONS, SEVERITIES, EventError, build_alert, build_change,
-                           check_timestamp, utc_timestamp)
+from pdagent.event import (
+    ALERT_ACTIONS,
+    SEVERITIES,
+    EventError,
+    build_alert,
+    build_change,
+    check_timestamp,
+    utc_timestamp,
+)
 from pdagent.spool import SpoolError
 
 DESCRIPTION = "Queue up a trigger, acknowledge, resolve or change event to PagerDuty."
@@ -55,28 +62,28 @@ def _image(text):
 # One table drives both parsers: argparse (help and every error) and the fast path.
 OPTIONS = [
     (("-k", "--service-key", "--routing-key"),
-     dict(dest="routing_key", metavar="SERVICE_KEY", help="integration (routing) key of the service")),
-    (("-t", "--event-type"), dict(choices=ALERT_ACTIONS + ("change",), help="type of event")),
-    (("-d", "--description"), dict(help="short description (payload.summary)")),
+     {"dest": "routing_key", "metavar": "SERVICE_KEY", "help": "integration (routing) key of the service"}),
+    (("-t", "--event-type"), {"choices": ALERT_ACTIONS + ("change",), "help": "type of event"}),
+    (("-d", "--description"), {"help": "short description (payload.summary)"}),
     (("-i", "--incident-key", "--dedup-key"),
-     dict(dest="dedup_key", metavar="INCIDENT_KEY", help="incident (dedup) key")),
-    (("-c", "--client"), dict(help="name of the monitoring client")),
-    (("-u", "--client-url"), dict(help="URL of the monitoring client")),
-    (("-f", "--field"), dict(dest="fields", action="append", type=_field, default=[],
-                             metavar="KEY=VALUE", help="add a custom detail (repeatable)")),
-    (("-q", "--quiet"), dict(action="store_true", help="print nothing on success")),
-    (("--severity",), dict(choices=SEVERITIES, default="error", help="how bad it is (default: error)")),
-    (("--source",), dict(help="affected system (default: this host's FQDN)")),
-    (("--component",), dict(help="affected component")),
-    (("--group",), dict(help="logical group of components")),
-    (("--class",), dict(dest="event_class", help="class or type of the event")),
-    (("--timestamp",), dict(help="when it happened, ISO 8601 (default: when pd-send ran)")),
-    (("--link",), dict(dest="links", action="append", type=_link, default=[],
-                       metavar="URL[|TEXT]", help="add a link (repeatable)")),
-    (("--image",), dict(dest="images", action="append", type=_image, default=[],
-                        metavar="SRC[|ALT[|HREF]]", help="add an image (repeatable)")),
-    (("--event-file",), dict(metavar="FILE",
-                             help="queue a complete v2 event from a JSON file ('-' for stdin)")),
+     {"dest": "dedup_key", "metavar": "INCIDENT_KEY", "help": "incident (dedup) key"}),
+    (("-c", "--client"), {"help": "name of the monitoring client"}),
+    (("-u", "--client-url"), {"help": "URL of the monitoring client"}),
+    (("-f", "--field"), {"dest": "fields", "action": "append", "type": _field, "default": [],
+                             "metavar": "KEY=VALUE", "help": "add a custom detail (repeatable)"}),
+    (("-q", "--quiet"), {"action": "store_true", "help": "print nothing on success"}),
+    (("--severity",), {"choices": SEVERITIES, "default": "error", "help": "how bad it is (default: error)"}),
+    (("--source",), {"help": "affected system (default: this host's FQDN)"}),
+    (("--component",), {"help": "affected component"}),
+    (("--group",), {"help": "logical group of components"}),
+    (("--class",), {"dest": "event_class", "help": "class or type of the event"}),
+    (("--timestamp",), {"help": "when it happened, ISO 8601 (default: when pd-send ran)"}),
+    (("--link",), {"dest": "links", "action": "append", "type": _link, "default": [],
+                       "metavar": "URL[|TEXT]", "help": "add a link (repeatable)"}),
+    (("--image",), {"dest": "images", "action": "append", "type": _image, "default": [],
+                        "metavar": "SRC[|ALT[|HREF]]", "help": "add an image (repeatable)"}),
+    (("--event-file",), {"metavar": "FILE",
+                             "help": "queue a complete v2 event from a JSON file ('-' for stdin)"}),
 ]
 
 
@@ -170,9 +177,8 @@ def _event_from_file(args):
         raise EventError(f"{args.event_file} is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise EventError(f"{args.event_file} must hold one JSON object")
-    if args.routing_key:
-        if body.setdefault("routing_key", args.routing_key) != args.routing_key:
-            raise EventError("-k differs from the routing_key in the event file")
+    if args.routing_key and body.setdefault("routing_key", args.routing_key) != args.routing_key:
+        raise EventError("-k differs from the routing_key in the event file")
     if args.event_type == "change" or (args.event_type is None and "event_action" not in body):
         return "change", body
     if args.event_type and body.setdefault("event_action", args.event_type) != args.event_type:

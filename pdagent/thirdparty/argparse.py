@@ -1,4 +1,4 @@
 """`from pdagent.thirdparty.argparse import ArgumentParser` keeps working: it is the standard library's."""
 
-from argparse import *  # noqa: F401,F403
+from argparse import *
 from argparse import ArgumentParser  # noqa: F401

@@ -1,0 +1,24 @@
+"""pdagentd: the daemon that delivers the spooled events to the Events API v2."""
+
+import argparse
+import sys
+
+from pdagent.config import ConfigError, load_main_config
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="pdagentd", description="Deliver queued PagerDuty events to the Events API v2.")
+    parser.add_argument("-f", "--foreground", action="store_true",
+                        help="stay in the foreground (for systemd) and also log to stderr")
+    args = parser.parse_args(argv)
+    from pdagent.daemon import StartError, run
+    try:
+        return run(load_main_config(), foreground=args.foreground)
+    except (ConfigError, StartError) as error:
+        print(f"pdagentd: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

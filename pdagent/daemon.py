@@ -1,0 +1,202 @@
+"""The pdagentd process: checks, pid file, daemonising, signals, logs, around the engine.
+
+- Refuses root; checks up front that every directory it writes is writable.
+- One instance: python-daemon's lockfile-based pid file. A pid file whose
+  process is gone (kill -9) or is not a pdagentd is removed before starting,
+  so no lock or pid file ever needs cleaning by hand.
+- SIGTERM/SIGINT: stop, giving events in flight until 12 s to be answered
+  (systemd's stop timeout is 15 s); unanswered ones stay in pdq/.
+- SIGHUP: reopen the log file (for logrotate and friends); the log also
+  rotates itself at 10 MiB, keeping 5 files.
+"""
+
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+
+from pdagent import __version__
+from pdagent.enqueue import SOURCE_HOST_FILE
+from pdagent.spool import QUEUE_STATES, Spool, read_small_file, write_file_atomically
+
+log = logging.getLogger("pdagent.daemon")
+
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+STOP_GRACE_SECS = 12.0
+
+
+class StartError(Exception):
+    """Why the daemon cannot start, in one line."""
+
+
+def writable_dirs(main_config):
+    outqueue = main_config.outqueue_dir
+    return ([os.path.join(outqueue, sub) for sub in ("tmp",) + QUEUE_STATES]
+            + [main_config.db_dir, main_config.data_dir, main_config.log_dir, main_config.pid_dir])
+
+
+def check_can_start(main_config):
+    if os.geteuid() == 0:
+        raise StartError("pdagentd should not be run as root (run it as the pdagent user)")
+    for directory in writable_dirs(main_config):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as error:
+            raise StartError(f"cannot create directory {directory}: {error.strerror}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StartError(f"directory {directory} is not writable by user "
+                             f"{_user_name()} (uid {os.geteuid()})")
+
+
+def _user_name():
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _is_pdagentd(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"pdagentd" in cmdline.read()
+    except OSError:
+        return False
+
+
+def claim_pid_file(path):
+    """The pid-file object, after refusing a running instance and removing a stale file."""
+    from daemon.pidfile import TimeoutPIDLockFile
+    pid_file = TimeoutPIDLockFile(path, acquire_timeout=0)
+    pid = pid_file.read_pid()
+    if pid is not None and pid != os.getpid() and _is_pdagentd(pid):
+        raise StartError(f"pdagentd is already running (pid {pid}, pid file {path})")
+    if pid is not None or os.path.lexists(path):
+        pid_file.break_lock()  # left by a killed daemon, or an unreadable leftover
+    return pid_file
+
+
+class _ReopenableLog(logging.handlers.RotatingFileHandler):
+    def reopen(self):
+        self.acquire()
+        try:
+            if self.stream:
+                self.stream.close()
+            self.stream = self._open()
+        finally:
+            self.release()
+
+
+def setup_logging(main_config, foreground):
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    file_handler = _ReopenableLog(main_config.log_file, maxBytes=LOG_MAX_BYTES,
+                                  backupCount=LOG_BACKUPS)
+    file_handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.setLevel(main_config.log_level)
+    root.addHandler(file_handler)
+    if foreground:
+        stderr_handler = logging.StreamHandler(sys.stderr)
+        stderr_handler.setFormatter(formatter)
+        root.addHandler(stderr_handler)
+    return file_handler
+
+
+def ensure_agent_id(path):
+    agent_id = read_small_file(path)
+    if not agent_id:
+        agent_id = str(uuid.uuid4())
+        write_file_atomically(path, agent_id.encode() + b"\n", mode=0o644)
+    return agent_id
+
+
+class _SourceHost:
+    """This host's FQDN for v1 entries' payload.source, looked up off the main thread.
+
+    The lookup may wait on DNS, so it runs in the background; until it is done
+    the plain host name serves. The result goes to data_dir/fqdn.txt for pd-send.
+    """
+
+    def __init__(self, data_dir):
+        self.name = read_small_file(os.path.join(data_dir, SOURCE_HOST_FILE)) or os.uname().nodename
+        self._path = os.path.join(data_dir, SOURCE_HOST_FILE)
+        threading.Thread(target=self._look_up, name="fqdn", daemon=True).start()
+
+    def _look_up(self):
+        fqdn = socket.getfqdn()
+        if fqdn and fqdn != read_small_file(self._path):
+            try:
+                write_file_atomically(self._path, fqdn.encode() + b"\n", mode=0o644)
+            except OSError as error:
+                log.warning("cannot write %s: %s", self._path, error.strerror)
+        self.name = fqdn or self.name
+
+    def __call__(self):
+        return self.name
+
+
+def run(main_config, foreground):
+    """Start the daemon; returns its exit code (StartError for what stops a start)."""
+    check_can_start(main_config)
+    pid_file = claim_pid_file(main_config.pid_file)
+    # Imported here, not at module level: pd-send and pd-queue never need them.
+    import daemon
+
+    from pdagent.delivery import Engine
+    from pdagent.sender import EventsAPI
+    from pdagent.state import DeliveryState
+
+    signals = {"stop": False, "reopen": False}
+    engine_box = []
+
+    def on_signal(number, _frame):
+        signals["reopen" if number == signal.SIGHUP else "stop"] = True
+        if engine_box:
+            engine_box[0].wake()
+
+    signal_map = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_signal}
+    context = daemon.DaemonContext(
+        detach_process=not foreground, pidfile=pid_file, umask=0o027,
+        working_directory=main_config.data_dir, signal_map=signal_map,
+        stdin=None if not foreground else sys.stdin,
+        stdout=None if not foreground else sys.stdout,
+        stderr=None if not foreground else sys.stderr,
+        prevent_core=False)
+    with context:
+        log_handler = setup_logging(main_config, foreground)
+        try:
+            ensure_agent_id(main_config.agent_id_file)
+            api = EventsAPI(main_config.events_api_url, main_config.http_timeout_secs,
+                            proxy_url=main_config.proxy_url, ca_bundle=main_config.ca_bundle,
+                            source_address=main_config.source_address)
+            state = DeliveryState(main_config.db_dir)
+            state.start()
+            spool = Spool(main_config.outqueue_dir, main_config.db_dir)
+            engine = Engine(main_config, spool, api, state, source_host=_SourceHost(main_config.data_dir))
+            engine_box.append(engine)
+            log.info("pdagentd %s started (pid %d): %s, proxy %s, TLS CAs %s, inotify on %s",
+                     __version__, os.getpid(), main_config.events_api_url,
+                     api.proxy or "none", api.session.verify if api.session.verify is not True
+                     else "system", spool.outqueue_dir)
+
+            def on_tick():
+                if signals["reopen"]:
+                    signals["reopen"] = False
+                    log_handler.reopen()
+                    log.info("log file reopened (SIGHUP)")
+                if signals["stop"]:
+                    engine.stop()
+
+            on_tick()  # a signal may have come before the engine existed
+            engine.run(stop_grace_secs=STOP_GRACE_SECS, on_tick=on_tick)
+            api.close()
+            log.info("pdagentd stopped")
+        except Exception:
+            log.exception("pdagentd failed")
+            return 1
+    return 0

@@ -1,0 +1,41 @@
+"""What the integration commands share: queueing an alert and reporting like pd-send.
+
+Errors go out as argparse does it (usage line, then `<prog>: error: <reason>`,
+exit status 2) and success as `Event processed. Incident Key: <key>`, so a
+monitor's notification log reads the same whichever command it ran.
+"""
+
+import sys
+
+from pdagent.config import ConfigError, load_main_config
+from pdagent.enqueue import queue_v2_event
+from pdagent.event import EventError
+from pdagent.spool import SpoolError
+
+
+def warn(prog, text):
+    print(f"{prog}: warning: {text}", file=sys.stderr)
+
+
+def queue_alert(parser, make_body):
+    """Queue the v2 alert body `make_body(main_config)` returns; the exit status on success.
+
+    `make_body` raises EventError for input it cannot use; that, a bad config,
+    an invalid event or an unwritable spool ends the program through
+    `parser.error` (exit status 2) with nothing queued.
+    """
+    prog = parser.prog
+    try:
+        main_config = load_main_config()
+        body = make_body(main_config)
+        dedup_key, _ = queue_v2_event(main_config, "alert", body, queued_by=prog,
+                                      warn=lambda text: warn(prog, text))
+    except (ConfigError, EventError, SpoolError) as error:
+        parser.error(str(error))
+    print(f"Event processed. Incident Key: {dedup_key}")
+    return 0
+
+
+def severity_of(state, severities, otherwise="error"):
+    """The v2 severity a monitor's state name maps to (case and surrounding blanks ignored)."""
+    return severities.get(state.strip().upper(), otherwise)

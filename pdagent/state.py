@@ -1,0 +1,79 @@
+"""What the daemon remembers across restarts, in db/state.json (written atomically).
+
+    {"counters": {"delivered": 12, "failed": 1, "started_on": "2026-11-23T16:40:00Z"},
+     "keys": {"<routing key>": {"backoff_until": 1795450952.5, "backoffs": 2,
+                                "failures": 1, "reason": "HTTP 503"}}}
+
+`backoffs` counts the key's consecutive back-offs (it sets the next wait);
+`failures` counts consecutive failures of the key's oldest event that may be
+the event's own fault (5xx, timeout), for retry_limit_for_possible_errors.
+Only the daemon writes it; pd-queue reads it.
+"""
+
+import json
+import logging
+import os
+import time
+
+from pdagent.spool import write_file_atomically
+
+STATE_FILE = "state.json"
+
+log = logging.getLogger(__name__)
+
+
+def read_state(db_dir):
+    """The saved state, or an empty one when there is none (or it cannot be read)."""
+    try:
+        with open(os.path.join(db_dir, STATE_FILE), "rb") as state_file:
+            state = json.load(state_file)
+    except FileNotFoundError:
+        state = {}
+    except (OSError, ValueError) as error:
+        log.warning("ignoring unreadable %s: %s", STATE_FILE, error)
+        state = {}
+    if not isinstance(state, dict):
+        state = {}
+    counters = state.get("counters") if isinstance(state.get("counters"), dict) else {}
+    keys = state.get("keys") if isinstance(state.get("keys"), dict) else {}
+    return {"counters": {"delivered": int(counters.get("delivered", 0)),
+                         "failed": int(counters.get("failed", 0)),
+                         "started_on": counters.get("started_on")},
+            "keys": {key: value for key, value in keys.items() if isinstance(value, dict)}}
+
+
+class DeliveryState:
+    """The daemon's copy of the state; `save()` writes it when it changed."""
+
+    def __init__(self, db_dir):
+        self.db_dir = db_dir
+        saved = read_state(db_dir)
+        self.counters = saved["counters"]
+        self.keys = saved["keys"]
+        self.dirty = False
+
+    def start(self):
+        self.counters["started_on"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.dirty = True
+
+    def key(self, routing_key):
+        """The mutable record of one key (created empty)."""
+        record = self.keys.get(routing_key)
+        if record is None:
+            record = self.keys[routing_key] = {"backoff_until": 0, "backoffs": 0, "failures": 0}
+        return record
+
+    def clear_key(self, routing_key):
+        if self.keys.pop(routing_key, None) is not None:
+            self.dirty = True
+
+    def count(self, counter):
+        self.counters[counter] += 1
+        self.dirty = True
+
+    def save(self):
+        if not self.dirty:
+            return
+        data = json.dumps({"counters": self.counters, "keys": self.keys}, sort_keys=True).encode()
+        write_file_atomically(os.path.join(self.db_dir, STATE_FILE), data, mode=0o640)
+        self.dirty = False
