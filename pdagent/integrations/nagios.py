@@ -63,9 +63,8 @@ def alert_from_notification(routing_key, notification_type, kind, macros, dedup_
     names = SUMMARY_MACROS[kind]
     missing = [name for name in names if not macros.get(name, "").strip()]
     if missing:
-        raise EventError(f"a {kind} notification needs "
-                         + ", ".join(f"-f {name}=..." for name in missing)
-                         + " (missing or empty)")
+        raise EventError(f"a {kind} notification needs non-empty "
+                         + ", ".join(f"-f {name}=..." for name in missing))
     host = macros["HOSTNAME"]
     if kind == "service":
         state = macros["SERVICESTATE"]

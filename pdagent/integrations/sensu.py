@@ -64,8 +64,8 @@ def alert_from_event(routing_key, event, dedup_key=None, default_host=None):
         raise EventError("the event names no client (or entity) and check, and has no id; "
                          "give a dedup key with -i")
     output = (_text(event, "check", "output") or "").strip()
-    status = event.get("check", {}).get("status") if isinstance(event.get("check"), dict) else None
-    if isinstance(status, bool):  # JSON true is no exit status
+    status = event["check"].get("status") if isinstance(event.get("check"), dict) else None
+    if not isinstance(status, int) or isinstance(status, bool):  # JSON true would equal 1
         status = None
     return build_alert(
         routing_key, _action(event, status),

@@ -10,14 +10,16 @@ holds `field:value` lines, set up in the action (conf/zabbix/README.md):
     hostname:{HOST.NAME}         severity:{TRIGGER.SEVERITY}
     url:{TRIGGER.URL}            (optional) incident_key:...  (optional)
 
-A line starts a field when the text before its first colon is one word; any
-other line continues the value before it. Every field goes to custom_details.
+A line starts a field when the text before its first colon is one word (and
+is no URL scheme, as in a line "https://..."); any other line continues the
+value before it. Every field goes to custom_details.
 """
 
 import argparse
 import sys
 
-from pdagent.event import EventError, _is_url, build_alert, utc_timestamp
+from pdagent.config import _is_url  # whole-string check: no white space, a host
+from pdagent.event import EventError, build_alert, utc_timestamp
 from pdagent.integrations.common import queue_alert, severity_of, warn
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -33,10 +35,11 @@ SEVERITIES = {
     "NOT CLASSIFIED": "info", "0": "info",
 }
 
-# Zabbix starts the message with this NOTE when it stops an escalation (the
-# host went into maintenance, the trigger was disabled, ...): the problem will
-# get no recovery message, so the incident is resolved now.
-ESCALATION_CANCELLED = "escalation cancelled"
+# Zabbix starts the message with "NOTE: Escalation cancelled: <why>" when it
+# stops an escalation (action or trigger disabled, host removed, ...): no
+# recovery message will follow, so the incident is resolved now. Newer Zabbix
+# versions spell it "canceled".
+ESCALATION_CANCELLED = ("escalation cancelled", "escalation canceled")
 
 LOOSE_TEXT_FIELD = "message"  # where lines before the first field go
 
@@ -48,7 +51,8 @@ def parse_message(message):
     for line in message.splitlines():  # Zabbix's frontend saves messages with \r\n
         name, colon, value = line.partition(":")
         name = name.strip()
-        if colon and name and not any(char.isspace() for char in name):
+        if colon and name and not any(char.isspace() for char in name) \
+                and not value.startswith("//"):
             current = name.lower()
             fields[current] = value.strip()
         elif current is not None:
@@ -61,6 +65,8 @@ def parse_message(message):
 
 def alert_from_message(routing_key, subject, message, prog="pd-zabbix"):
     """The v2 alert body for one Zabbix alert; EventError if it cannot make one."""
+    if not routing_key.strip():
+        raise EventError("the routing key (the first argument: the media's 'Send to') is empty")
     action = subject.strip().lower()
     if action not in ACTIONS:
         raise EventError(f"the subject must be one of {', '.join(ACTIONS)}, not {subject!r}")
@@ -68,13 +74,13 @@ def alert_from_message(routing_key, subject, message, prog="pd-zabbix"):
     needed = ("name", "status", "hostname") + (() if fields.get("incident_key") else ("id",))
     missing = [name for name in needed if not fields.get(name)]
     if missing:
-        raise EventError("the message needs " + ", ".join(f"a '{name}:' line" for name in missing)
-                         + " (missing or empty)")
-    if action == "trigger" and ESCALATION_CANCELLED in fields.get("note", "").lower():
+        raise EventError("the message needs non-empty lines "
+                         + ", ".join(f"'{name}:...'" for name in missing))
+    if action == "trigger" and fields.get("note", "").lower().startswith(ESCALATION_CANCELLED):
         action = "resolve"
     url = fields.get("url", "")
     links = ()
-    if _is_url(url):
+    if _is_url(url, ("http", "https")):
         links = ({"href": url, "text": "View in Zabbix"},)
     elif url:
         # A bad link must not cost the alert: it stays in custom_details only.
