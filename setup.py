@@ -26,6 +26,9 @@ setup(
             "pd-send = pdagent.cli.pd_send:main",
             "pd-queue = pdagent.cli.pd_queue:main",
             "pdagentd = pdagent.cli.pdagentd:main",
+            "pd-nagios = pdagent.integrations.nagios:main",
+            "pd-zabbix = pdagent.integrations.zabbix:main",
+            "pd-sensu = pdagent.integrations.sensu:main",
         ],
     },
     classifiers=[

@@ -38,6 +38,7 @@ _INT_KEYS = {
     "backoff_max_secs": 600,
     "retry_limit_for_possible_errors": 60,
     "max_events_per_minute_per_key": 120,
+    "send_concurrency": 1,
 }
 _FLOAT_KEYS = {"http_timeout_secs": 10.0}
 _STRING_KEYS = {
@@ -224,6 +225,8 @@ def _check_values(path, values):
                 "http_timeout_secs"):
         if values[key] == 0:
             raise ConfigError(f"{path}: key '{key}' must be greater than 0")
+    if not 1 <= values["send_concurrency"] <= 16:
+        raise ConfigError(f"{path}: key 'send_concurrency' must be from 1 to 16")
     if values["backoff_max_secs"] < values["backoff_interval_secs"]:
         raise ConfigError(f"{path}: key 'backoff_max_secs' must be at least backoff_interval_secs")
     if values["ca_bundle"] and not os.path.isfile(values["ca_bundle"]):

@@ -173,11 +173,13 @@ def run(main_config, foreground):
             ensure_agent_id(main_config.agent_id_file)
             api = EventsAPI(main_config.events_api_url, main_config.http_timeout_secs,
                             proxy_url=main_config.proxy_url, ca_bundle=main_config.ca_bundle,
-                            source_address=main_config.source_address)
+                            source_address=main_config.source_address,
+                            connections=main_config.send_concurrency)
             state = DeliveryState(main_config.db_dir)
             state.start()
             spool = Spool(main_config.outqueue_dir, main_config.db_dir)
-            engine = Engine(main_config, spool, api, state, source_host=_SourceHost(main_config.data_dir))
+            engine = Engine(main_config, spool, api, state, source_host=_SourceHost(main_config.data_dir),
+                            senders=main_config.send_concurrency)
             engine_box.append(engine)
             log.info("pdagentd %s started (pid %d): %s, proxy %s, TLS CAs %s, inotify on %s",
                      __version__, os.getpid(), main_config.events_api_url,

@@ -4,8 +4,10 @@ Rules:
 - Per routing key, one event in flight at a time, oldest name first: nothing
   of a key is sent while an earlier event of it is pending, so a resolve never
   overtakes its trigger.
-- Keys take turns (round robin) over a few sender threads, so a busy,
-  throttled or backed-off key never delays another key.
+- Keys take turns (round robin) for the sender thread(s), so a busy,
+  throttled or backed-off key never delays another key. With the default
+  `send_concurrency = 1` one event is in flight at a time, so a crash can
+  make at most one event be sent twice.
 - A file leaves pdq/ only after the Events API answered: 2xx -> suc/, a
   rejection -> err/ (with the reason). Anything else leaves it in pdq/ and
   backs the key off (sender.py says which answer means what).
@@ -66,7 +68,7 @@ class _Key:
 
 
 class Engine:
-    def __init__(self, main_config, spool, api, state, source_host=None, senders=4):
+    def __init__(self, main_config, spool, api, state, source_host=None, senders=1):
         self.config = main_config
         self.spool = spool
         self.api = api
@@ -396,6 +398,9 @@ class Engine:
         saved["backoff_until"] = now + delay
         saved["reason"] = outcome.reason
         self.state.dirty = True
+        # Saved at once (counters wait for the once-a-second save): pd-queue status
+        # shows the back-off, and a restart honours it.
+        self._save_state()
 
     # -- housekeeping ----------------------------------------------------------
 

@@ -300,9 +300,12 @@ class Spool:
         now = time.time() if now is None else now
         removed = 0
         with self.lock():
+            # suc/ and err/ age from when the file got there (rename sets ctime, not mtime);
+            # tmp/ leftovers from when they were last written.
             for state in ("suc", "err"):
-                removed += _remove_older(os.path.join(self.outqueue_dir, state), now - threshold_secs)
-            removed += _remove_older(self.tmp_dir, now - STALE_TMP_SECS)
+                removed += _remove_older(os.path.join(self.outqueue_dir, state), now - threshold_secs,
+                                         moved_in=True)
+            removed += _remove_older(self.tmp_dir, now - STALE_TMP_SECS, moved_in=False)
             if os.path.isdir(self.errors_dir):
                 for reason_name in os.listdir(self.errors_dir):
                     if not os.path.lexists(self.path("err", reason_name[:-len(".json")])):
@@ -318,8 +321,8 @@ def _unlink_quietly(path):
         return False
 
 
-def _remove_older(directory, cutoff):
-    """Remove the entries of `directory` last changed before `cutoff`; symlinks are not followed."""
+def _remove_older(directory, cutoff, moved_in):
+    """Remove the entries of `directory` older than `cutoff`; symlinks are not followed."""
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -330,7 +333,8 @@ def _remove_older(directory, cutoff):
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if max(info.st_mtime, info.st_ctime) < cutoff and not entry.is_dir(follow_symlinks=False):
+        age_from = max(info.st_mtime, info.st_ctime) if moved_in else info.st_mtime
+        if age_from < cutoff and not entry.is_dir(follow_symlinks=False):
             removed += _unlink_quietly(entry.path)
     return removed
 
