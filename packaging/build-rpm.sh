@@ -1,0 +1,78 @@
+#!/bin/sh
+# Builds dist/pdagent-<version>-<release>.noarch.rpm from this checkout with
+# rpmbuild (Debian's `rpm` package works), offline.
+#
+#   packaging/build-rpm.sh
+#
+# Environment (all optional):
+#   PDAGENT_RPM_VERSION         package version (default: __version__ in pdagent/__init__.py)
+#   PDAGENT_RPM_RELEASE         release (default: 1)
+#   PDAGENT_RPM_PYTHON_SITELIB  where the python package goes on the target
+#                               (default: /usr/lib/python3.9/site-packages, i.e.
+#                               RHEL/Rocky/Alma 9; the rpm then requires python(abi) = 3.9)
+#   PDAGENT_DIST_DIR            where the .rpm goes (default: dist/ in the checkout)
+#   SOURCE_DATE_EPOCH           build time recorded in the rpm (default: the last commit's)
+# Prints the path of the .rpm it wrote.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VERSION=${PDAGENT_RPM_VERSION:-$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/pdagent/__init__.py")}
+if [ -z "$VERSION" ]; then
+    echo "build-rpm.sh: no __version__ in pdagent/__init__.py" >&2
+    exit 1
+fi
+case "$VERSION" in
+    *-*) echo "build-rpm.sh: an rpm version cannot contain '-': $VERSION" >&2; exit 1 ;;
+esac
+RELEASE=${PDAGENT_RPM_RELEASE:-1}
+SITELIB=${PDAGENT_RPM_PYTHON_SITELIB:-/usr/lib/python3.9/site-packages}
+PYTHON_ABI=$(echo "$SITELIB" | sed -n 's#^.*/python\([0-9][0-9]*\.[0-9][0-9]*\)/site-packages/*$#\1#p')
+OUT=${PDAGENT_DIST_DIR:-$ROOT/dist}
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+    SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)
+fi
+export SOURCE_DATE_EPOCH
+
+command -v rpmbuild >/dev/null || { echo "build-rpm.sh: rpmbuild is missing (apt-get install rpm)" >&2; exit 1; }
+
+umask 022
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pdagent-rpm.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+mkdir -p "$WORK/SOURCES" "$WORK/BUILD" "$WORK/RPMS" "$WORK/SRPMS" "$WORK/SPECS" "$WORK/tree"
+
+# The source tarball: what stage.sh needs, nothing else.
+SRC=$WORK/tree/pdagent-$VERSION
+mkdir -p "$SRC/packaging" "$SRC/conf"
+(cd "$ROOT" && find pdagent -name __pycache__ -prune -o -type f -name '*.py' -print) |
+while IFS= read -r file; do
+    install -D -m 0644 "$ROOT/$file" "$SRC/$file"
+done
+cp "$ROOT/conf/pdagent.conf" "$SRC/conf/"
+cp "$ROOT/packaging/stage.sh" "$ROOT/packaging/pdagent.service" "$ROOT/packaging/pdagent.init" \
+    "$ROOT/packaging/copyright" "$SRC/packaging/"
+if [ -f "$ROOT/README.md" ]; then
+    cp "$ROOT/README.md" "$SRC/"
+else
+    echo "pdagent $VERSION" > "$SRC/README.md"
+fi
+tar -C "$WORK/tree" --owner=0 --group=0 -czf "$WORK/SOURCES/pdagent-$VERSION.tar.gz" "pdagent-$VERSION"
+
+# --nodeps: the build host is not an rpm system (its rpm database is empty).
+# Off RHEL there is no python3-rpm-macros: python3_sitelib comes from here.
+rpmbuild -bb --nodeps --quiet \
+    --define "_topdir $WORK" \
+    --define "pdagent_version $VERSION" \
+    --define "pdagent_release $RELEASE" \
+    --define "python3_sitelib $SITELIB" \
+    ${PYTHON_ABI:+--define "python3_version $PYTHON_ABI"} \
+    --define "use_source_date_epoch_as_buildtime 1" \
+    --define "clamp_mtime_to_source_date_epoch 1" \
+    "$ROOT/packaging/pdagent.spec" >"$WORK/rpmbuild.log" 2>&1 || {
+        cat "$WORK/rpmbuild.log" >&2
+        exit 1
+    }
+
+mkdir -p "$OUT"
+RPM=$OUT/pdagent-$VERSION-$RELEASE.noarch.rpm
+cp "$WORK/RPMS/noarch/pdagent-$VERSION-$RELEASE.noarch.rpm" "$RPM"
+echo "$RPM"
