@@ -58,10 +58,6 @@ EOF
 gzip -9n < "$WORK/changelog" > "$DOC/changelog.gz"
 chmod 0644 "$DOC/changelog.gz"
 
-if [ -f "$PACKAGING/deb/lintian-overrides" ]; then
-    install -D -m 0644 "$PACKAGING/deb/lintian-overrides" "$STAGE/usr/share/lintian/overrides/pdagent"
-fi
-
 # Control area.
 CONTROL=$STAGE/DEBIAN
 install -d -m 0755 "$CONTROL"
@@ -74,7 +70,9 @@ d
     chmod 0755 "$CONTROL/$script"
 done
 printf '%s\n' /etc/init.d/pdagent /etc/pdagent.conf > "$CONTROL/conffiles"
-chmod 0644 "$CONTROL/conffiles"
+# A new default python3: the postinst byte-compiles for it.
+echo "interest-noawait /usr/bin/python3" > "$CONTROL/triggers"
+chmod 0644 "$CONTROL/conffiles" "$CONTROL/triggers"
 (cd "$STAGE" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -print |
     sed 's#^\./##' | LC_ALL=C sort | xargs md5sum) > "$CONTROL/md5sums"
 chmod 0644 "$CONTROL/md5sums"

@@ -129,8 +129,6 @@ def expected_deb_files():
               "usr/share/doc/pdagent/copyright", "usr/share/doc/pdagent/changelog.gz"}
     if (ROOT / "README.md").exists():
         files.add("usr/share/doc/pdagent/README.md")
-    if (PACKAGING / "deb" / "lintian-overrides").exists():
-        files.add("usr/share/lintian/overrides/pdagent")
     return files
 
 
@@ -178,9 +176,12 @@ def test_deb_control_fields(deb):
     assert "pdagent-integrations (<< 2)" in fields["Breaks"]
 
 
-def test_deb_conffiles(deb):
+def test_deb_conffiles_and_trigger(deb):
     conffiles = (deb["control"] / "conffiles").read_text().split()
     assert sorted(conffiles) == ["/etc/init.d/pdagent", "/etc/pdagent.conf"]
+    # A new default python3 re-runs the postinst's byte-compiling.
+    assert (deb["control"] / "triggers").read_text() == "interest-noawait /usr/bin/python3\n"
+    assert "triggered)" in (deb["control"] / "postinst").read_text()
     assert (deb["tree"] / "etc/pdagent.conf").read_bytes() == (ROOT / "conf/pdagent.conf").read_bytes()
 
 
@@ -489,8 +490,6 @@ def expected_rpm_entries():
                 .replace("etc/init.d/", "etc/rc.d/init.d/"))
         if name.startswith("usr/share/doc/pdagent/") and name != "usr/share/doc/pdagent/README.md":
             continue  # Debian-only: copyright goes to the rpm's %license, no changelog.gz
-        if name.startswith("usr/share/lintian/"):
-            continue
         entries[name] = (mode, "root/root")
     entries["usr/share/licenses/pdagent/copyright"] = ("-rw-r--r--", "root/root")
     entries.setdefault("usr/share/doc/pdagent/README.md", ("-rw-r--r--", "root/root"))

@@ -1,0 +1,380 @@
+"""The .deb for real, on this machine: upgrade over the original agent, send, restart, upgrade, purge.
+
+Runs only when CI=true or PDAGENT_SYSTEM_TESTS=1, as root on a Debian-like
+system; it changes the machine (packages, users, /etc, /var) and undoes all of
+it in a `finally`, whatever happens: `dpkg --purge pdagent`, the test users,
+the directories, policy-rc.d.
+
+The story:
+1. The original PagerDuty agent (a stand-in package "pdagent 1.7.4": its
+   conffile /etc/pdagent.conf, its user pdagent, its spool) is installed, the
+   admin pointed its config at the local Events API stand-in, and a v1 event
+   is still queued in its spool.
+2. `apt-get install ./pdagent_<version>_all.deb` upgrades it (python3-requests
+   and friends come from the registry); the postinst starts the daemon through
+   the init script (no systemd here): it runs as pdagent and delivers the v1 event.
+3. Users, directories and modes are as the contract says; `pd-send` run by an
+   unprivileged user is delivered; `pd-queue status` shows both in Success;
+   `service pdagent status/stop/start/restart` give the LSB codes.
+4. With the daemon stopped, events are queued and the unit has proxy lines;
+   an upgrade to a newer version keeps both and delivers the events.
+5. `apt-get remove` stops it and keeps config and spool; `apt-get purge` then
+   leaves no user, no group, no files, no process.
+
+Containers forbid starting services from packages with a policy-rc.d that
+exits 101 (and have no runlevel); invoke-rc.d then starts only if
+policy-rc.d allows it. This test stands for a host where services may start:
+it puts in a policy-rc.d that allows everything, and puts the original back.
+"""
+
+import grp
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import StandIn, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGING = ROOT / "packaging"
+VERSION = re.search(r'^__version__ = "([^"]+)"', (ROOT / "pdagent" / "__init__.py").read_text(),
+                    re.MULTILINE).group(1)
+UPGRADE_VERSION = VERSION + "+systest1"
+ORIGINAL_VERSION = "1.7.4"
+STANDIN = ROOT / "scripts" / "events_api_standin.py"
+
+USER = "pdagent-systest"  # an unprivileged monitoring user
+KEY_V1 = "0riginalAgentV1Key00000000000001"
+KEY = "SystemTestKey0000000000000000001"
+KEY_UPGRADE = "SystemTestKey0000000000000000002"
+PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/pdagent.conf.dpkg-dist", "/etc/pdagent.conf.dpkg-old",
+                 "/etc/init.d/pdagent", "/lib/systemd/system/pdagent.service",
+                 "/usr/lib/python3/dist-packages/pdagent", "/usr/share/doc/pdagent",
+                 "/usr/share/pdagent", "/var/lib/pdagent", "/var/log/pdagent", "/var/run/pdagent",
+                 "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
+                 "/usr/bin/pd-nagios", "/usr/bin/pd-zabbix", "/usr/bin/pd-sensu",
+                 "/etc/systemd/system/pdagent.service",
+                 "/etc/systemd/system/multi-user.target.wants/pdagent.service"]
+POLICY = Path("/usr/sbin/policy-rc.d")
+POLICY_SAVED = Path("/usr/sbin/policy-rc.d.pdagent-systest-saved")
+MARKER = "/var/lib/pdagent/.pdagent-systest"  # says a leftover tree is this test's own
+APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CI") != "true" and os.environ.get("PDAGENT_SYSTEM_TESTS") != "1",
+    reason="changes this machine (apt-get install/purge, users): set PDAGENT_SYSTEM_TESTS=1 (CI sets CI=true)")
+
+
+def run(argv, check=True, **kwargs):
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    result = subprocess.run(argv, check=False, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def as_user(*argv):
+    return run(["runuser", "-u", USER, "--", *argv], cwd="/")
+
+
+def dpkg_status():
+    result = run(["dpkg-query", "-W", "-f=${Status} ${Version}", "pdagent"], check=False)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def daemon_pids():
+    """Pids of installed pdagentd processes (not a developer's from a checkout), not zombies."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if b"/usr/bin/pdagentd" in args:
+            pids.append(int(entry))
+    return pids
+
+
+def process_user(pid):
+    with open(f"/proc/{pid}/status") as status:
+        uid = next(int(line.split()[1]) for line in status if line.startswith("Uid:"))
+    return pwd.getpwuid(uid).pw_name
+
+
+def pid_from_file():
+    try:
+        return int(Path("/var/run/pdagent/pdagentd.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def service(action):
+    return run(["service", "pdagent", action], check=False).returncode
+
+
+def queue_status():
+    """{routing key: (pending, success, error)} from `pd-queue status`."""
+    output = run(["/usr/bin/pd-queue", "status"]).stdout
+    rows = {}
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and all(field.isdigit() for field in fields[1:]):
+            rows[fields[0]] = tuple(int(field) for field in fields[1:])
+    return rows
+
+
+def mode_owner(path):
+    info = os.stat(path)
+    return (oct(info.st_mode & 0o7777), pwd.getpwuid(info.st_uid).pw_name,
+            grp.getgrgid(info.st_gid).gr_name)
+
+
+def wait_for_events(standin, routing_key, count, timeout=20):
+    def arrived():
+        bodies = standin.bodies(routing_key)
+        return bodies if len(bodies) >= count else None
+    return wait_for(arrived, timeout, message=f"{count} event(s) of ...{routing_key[-4:]} at the stand-in")
+
+
+# -- the machine: prepare, and undo whatever happens ------------------------------------------
+
+def build_original_agent_deb(directory):
+    """A stand-in for the original agent's package: version 1.x, its conffile, user and spool."""
+    tree = directory / "original"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    (tree / "usr/share/pdagent").mkdir(parents=True)
+    (tree / "etc/pdagent.conf").write_text("[Main]\n#check_freq_sec = 10\n#send_event_timeout_sec = 30\n")
+    (tree / "usr/share/pdagent/original-agent.txt").write_text("a file only the original agent had\n")
+    (tree / "DEBIAN/control").write_text(
+        f"Package: pdagent\nVersion: {ORIGINAL_VERSION}\nArchitecture: all\n"
+        "Maintainer: test <test@pdagent.example.org>\nDescription: the original agent, as a test stand-in\n")
+    (tree / "DEBIAN/conffiles").write_text("/etc/pdagent.conf\n")
+    (tree / "DEBIAN/postinst").write_text(
+        "#!/bin/sh\nset -e\n"
+        "getent passwd pdagent >/dev/null || useradd --system --user-group --home-dir /var/lib/pdagent"
+        " --no-create-home --shell /bin/false pdagent\n"
+        "for d in tmp pdq suc err; do mkdir -p /var/lib/pdagent/outqueue/$d; done\n"
+        "mkdir -p /var/lib/pdagent/db /var/log/pdagent\n"
+        "chown -R pdagent:pdagent /var/lib/pdagent /var/log/pdagent\n"
+        "chmod 2775 /var/lib/pdagent/outqueue/pdq /var/lib/pdagent/outqueue/tmp\n")
+    (tree / "DEBIAN/postinst").chmod(0o755)
+    path = directory / f"pdagent_{ORIGINAL_VERSION}_all.deb"
+    run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(path)])
+    return path
+
+
+def ensure_package_lists():
+    if run(["apt-cache", "show", "python3-daemon"], check=False).returncode != 0:
+        run(["apt-get", "update", "-qq"], env=APT_ENV)
+
+
+def allow_service_starts():
+    if POLICY_SAVED.exists():  # an earlier run died: its saved original is the real one
+        return
+    if POLICY.exists():
+        shutil.copy2(POLICY, POLICY_SAVED)
+    else:
+        POLICY_SAVED.write_text("")  # empty: there was none
+    POLICY.write_text("#!/bin/sh\n# pdagent system test: services may start\nexit 0\n")
+    POLICY.chmod(0o755)
+
+
+def restore_policy():
+    if not POLICY_SAVED.exists():
+        return
+    if POLICY_SAVED.stat().st_size == 0:
+        POLICY.unlink(missing_ok=True)
+        POLICY_SAVED.unlink()
+    else:
+        os.replace(POLICY_SAVED, POLICY)
+
+
+def cleanup():
+    """Everything this test may have left; safe to run at any point."""
+    if dpkg_status():
+        run(["dpkg", "--purge", "--force-all", "pdagent"], check=False, env=APT_ENV)
+    for pid in daemon_pids():
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    for name in (USER, "pdagent"):
+        if run(["getent", "passwd", name], check=False).returncode == 0:
+            run(["userdel", name], check=False)
+        if run(["getent", "group", name], check=False).returncode == 0:
+            run(["groupdel", name], check=False)
+    for path in PDAGENT_PATHS:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    for link in Path("/etc").glob("rc?.d/[SK][0-9][0-9]pdagent"):
+        link.unlink()
+    restore_policy()
+
+
+@pytest.fixture
+def machine(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("the system install test needs root")
+    for tool in ("apt-get", "dpkg-deb", "runuser", "service"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"the system install test needs {tool} (a Debian-like system)")
+    status = dpkg_status()
+    if status and not os.path.exists(MARKER):
+        pytest.skip(f"a pdagent package this test did not install is here ({status}); not touching it")
+    cleanup()  # what a killed earlier run left (the marker says it is ours)
+    work = Path(tempfile.mkdtemp(prefix="pdagent-systest-"))
+    work.chmod(0o755)  # apt's _apt user reads the .debs from here
+    standin = None
+    try:
+        env = {**os.environ, "PDAGENT_DIST_DIR": str(work)}
+        deb = Path(run(["sh", str(PACKAGING / "build-deb.sh")], env=env).stdout.split()[-1])
+        upgrade_deb = Path(run(["sh", str(PACKAGING / "build-deb.sh")],
+                               env={**env, "PDAGENT_DEB_VERSION": UPGRADE_VERSION}).stdout.split()[-1])
+        original_deb = build_original_agent_deb(work)
+        standin = StandIn(str(tmp_path))
+        ensure_package_lists()
+        allow_service_starts()
+        run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", USER])
+        yield {"deb": deb, "upgrade_deb": upgrade_deb, "original_deb": original_deb,
+               "standin": standin}
+    finally:
+        if standin:
+            standin.stop()
+        cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# -- the test ------------------------------------------------------------------------------------
+
+def test_install_send_upgrade_purge(machine):
+    standin = machine["standin"]
+
+    # 1. The original agent, configured by its admin, with an event still in its spool.
+    run(["dpkg", "-i", str(machine["original_deb"])], env=APT_ENV)
+    Path(MARKER).write_text("")
+    with open("/etc/pdagent.conf", "a") as config:
+        config.write(f"events_api_url = {standin.url}\n")
+    v1_event = {"service_key": KEY_V1, "event_type": "trigger", "incident_key": "legacy.disk",
+                "description": "Disk full (queued by the original agent)", "details": {"free": "0%"},
+                "client": "Nagios", "client_url": "https://nagios.example.com",
+                "agent": {"agent_id": "legacy", "queued_by": "pd-nagios", "queued_at": "2020-01-01T00:00:00Z"}}
+    v1_file = Path(f"/var/lib/pdagent/outqueue/pdq/1577836800000000_{KEY_V1}.txt")
+    v1_file.write_text(json.dumps(v1_event))
+    os.chown(v1_file, pwd.getpwnam(USER).pw_uid, grp.getgrnam("pdagent").gr_gid)
+    v1_file.chmod(0o644)
+
+    # 2. Install ours over it. --force-confold: keep the admin's config, as apt would ask.
+    result = run(["apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confold",
+                  str(machine["deb"])], env=APT_ENV)
+    assert dpkg_status() == f"install ok installed {VERSION}", result.stdout
+    assert not os.path.exists("/usr/share/pdagent/original-agent.txt")  # the old package's files went
+    assert os.path.exists("/etc/pdagent.conf.dpkg-dist")  # ours, beside the admin's
+
+    # Started by the package, through the init script, as pdagent.
+    pid = wait_for(pid_from_file, 10, message="the daemon's pid file")
+    assert pid in daemon_pids() and process_user(pid) == "pdagent"
+    assert not [p for p in daemon_pids() if process_user(p) == "root"]
+    [v1_body] = wait_for_events(standin, KEY_V1, 1)
+    assert v1_body["event_action"] == "trigger" and v1_body["dedup_key"] == "legacy.disk"
+    assert v1_body["payload"]["summary"] == "Disk full (queued by the original agent)"
+
+    # 3. User, directories, modes.
+    user = pwd.getpwnam("pdagent")
+    assert user.pw_gid == grp.getgrnam("pdagent").gr_gid and user.pw_uid < 1000
+    assert mode_owner("/var/lib/pdagent") == ("0o755", "pdagent", "pdagent")
+    assert mode_owner("/var/lib/pdagent/outqueue/tmp") == ("0o2753", "pdagent", "pdagent")
+    assert mode_owner("/var/lib/pdagent/outqueue/pdq") == ("0o2753", "pdagent", "pdagent")
+    assert mode_owner("/var/lib/pdagent/outqueue/suc") == ("0o2750", "pdagent", "pdagent")
+    assert mode_owner("/var/lib/pdagent/outqueue/err") == ("0o2750", "pdagent", "pdagent")
+    for private in ("/var/lib/pdagent/db", "/var/log/pdagent", "/var/run/pdagent"):
+        assert mode_owner(private) == ("0o750", "pdagent", "pdagent"), private
+    assert mode_owner("/etc/pdagent.conf") == ("0o644", "root", "root")
+    assert mode_owner("/var/lib/pdagent/agent_id.txt")[0] == "0o644"
+    for copy in ("pdagent.service", "pdagent.init"):
+        assert Path(f"/var/lib/pdagent/scripts/{copy}").read_bytes() == (PACKAGING / copy).read_bytes()
+    assert list(Path("/usr/lib/python3/dist-packages/pdagent").glob("__pycache__/*.pyc"))
+    assert list(Path("/etc/rc2.d").glob("S[0-9][0-9]pdagent"))  # update-rc.d defaults
+    assert "started" in Path("/var/log/pdagent/pdagentd.log").read_text()
+    if shutil.which("systemd-analyze"):  # the installed unit, its ExecStart now real
+        verify = run(["systemd-analyze", "verify", "--man=no", "/lib/systemd/system/pdagent.service"],
+                     check=False)
+        assert verify.returncode == 0, verify.stderr
+
+    # The admin's config is used: "point /etc/pdagent.conf at the stand-in", then restart.
+    assert service("restart") == 0
+    new_pid = wait_for(pid_from_file, 10, message="the restarted daemon's pid file")
+    assert new_pid != pid and process_user(new_pid) == "pdagent"
+
+    # pd-send by an unprivileged user, delivered.
+    sent = as_user("/usr/bin/pd-send", "-k", KEY, "-t", "trigger", "-d", "Server is on fire",
+                   "-i", "server.fire")
+    assert "Event processed" in sent.stdout
+    [body] = wait_for_events(standin, KEY, 1)
+    assert body["dedup_key"] == "server.fire" and body["payload"]["summary"] == "Server is on fire"
+    listing = run(["runuser", "-u", USER, "--", "ls", "/var/lib/pdagent/outqueue/pdq"], check=False)
+    assert listing.returncode != 0  # nobody else can list the spool
+    wait_for(lambda: queue_status().get(KEY) == (0, 1, 0) and queue_status().get(KEY_V1) == (0, 1, 0),
+             10, message="pd-queue status to show both events delivered")
+
+    # service actions and LSB codes.
+    assert service("status") == 0
+    assert service("stop") == 0
+    assert not daemon_pids()
+    assert service("status") == 3
+    assert service("stop") == 0
+    assert service("start") == 0
+    assert service("status") == 0
+    killed = pid_from_file()
+    os.kill(killed, 9)  # kill -9 leaves the pid file
+    wait_for(lambda: killed not in daemon_pids(), 5, message="the killed daemon to go")
+    assert service("status") == 1
+    assert service("start") == 0  # the stale pid file does not block
+    assert service("restart") == 0
+    assert service("status") == 0
+
+    # 4. Upgrade with events pending and proxy lines in the unit.
+    assert service("stop") == 0
+    for number in range(2):
+        as_user("/usr/bin/pd-send", "-k", KEY_UPGRADE, "-t", "trigger", "-d", f"pending {number}")
+    assert queue_status()[KEY_UPGRADE] == (2, 0, 0)
+    unit = Path("/lib/systemd/system/pdagent.service")
+    unit.write_text(unit.read_text().replace('#Environment="http', 'Environment="http'))
+    run(["apt-get", "install", "-y", "-q", str(machine["upgrade_deb"])], env=APT_ENV)
+    assert dpkg_status() == f"install ok installed {UPGRADE_VERSION}"
+    lines = unit.read_text().splitlines()
+    at = lines.index("ExecStartPre=/bin/chown -R pdagent:pdagent /var/run/pdagent")
+    assert lines[at + 1:at + 3] == ['Environment="http_proxy=http://proxy:3128/"',
+                                    'Environment="https_proxy=http://proxy:3128/"']
+    bodies = wait_for_events(standin, KEY_UPGRADE, 2)
+    assert sorted(body["payload"]["summary"] for body in bodies) == ["pending 0", "pending 1"]
+    assert process_user(pid_from_file()) == "pdagent"
+
+    # 5. Remove (not purge): the daemon stops, the code goes, config and spool stay.
+    run(["apt-get", "remove", "-y", "-q", "pdagent"], env=APT_ENV)
+    assert not daemon_pids()
+    assert not os.path.exists("/usr/bin/pdagentd")
+    assert os.path.exists("/etc/init.d/pdagent") and os.path.exists("/etc/pdagent.conf")
+    assert os.path.isdir("/var/lib/pdagent/outqueue/suc")
+    assert service("start") == 0 and not daemon_pids()  # the leftover init script does nothing
+    assert os.path.islink("/etc/systemd/system/pdagent.service")  # masked until purge
+
+    # 6. Purge: nothing left.
+    run(["apt-get", "purge", "-y", "-q", "pdagent"], env=APT_ENV)
+    assert dpkg_status() == ""
+    assert run(["getent", "passwd", "pdagent"], check=False).returncode != 0
+    assert run(["getent", "group", "pdagent"], check=False).returncode != 0
+    assert [path for path in PDAGENT_PATHS if os.path.lexists(path)] == []
+    assert not list(Path("/etc").glob("rc?.d/*pdagent"))
+    assert not daemon_pids()
