@@ -14,17 +14,18 @@ Rules:
 - Pacing: at most `max_events_per_minute_per_key` sends per key in any 60 s,
   PagerDuty's own window, so bursts wait here instead of bouncing with 429.
 
-Threads: the main thread owns every piece of state (the index of pending
-events, the schedule, moving files, db/state.json). Sender threads only read
-an entry and POST it, and hand the answer back through a queue plus a byte on
-a wake-up pipe, which the main loop select()s on together with inotify.
+Threads: sender threads take the next event, POST it and act on the answer
+themselves; the main thread watches pdq/ (inotify, rescans), runs the timers
+(back-offs ending, cleanup, saving state) and takes signals. All schedule
+state is guarded by one lock (with a condition senders wait on); the HTTP
+request runs outside it. The main thread is not woken per event: at
+hundreds of events a second, thread ping-pong would cost more than the POST.
 """
 
 import collections
 import heapq
 import logging
 import os
-import queue
 import random
 import select
 import threading
@@ -80,18 +81,17 @@ class Engine:
         self.ready = collections.deque()
         self.waiting = []  # heap of (when, routing key)
         self.in_flight = 0
-        self._jobs = queue.SimpleQueue()
-        self._results = collections.deque()
+        self._changed = threading.Condition()  # guards everything above; senders wait on it
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._warned_names = set()
         self._stopping = False
 
-    # -- the loop ------------------------------------------------------------
+    # -- the main loop -------------------------------------------------------
 
     def wake(self):
-        """Make the main loop look up now (from a sender thread or a signal handler)."""
+        """Make the main loop look up now (safe from a signal handler)."""
         try:
             os.write(self._wake_write, b"!")
         except BlockingIOError:
@@ -109,15 +109,15 @@ class Engine:
         """
         threads = [threading.Thread(target=self._sender_loop, name=f"sender-{number}", daemon=True)
                    for number in range(self.senders)]
-        for thread in threads:
-            thread.start()
         watch = open_watch(self.pdq_dir)
         if watch is None:
             log.warning("inotify unavailable for %s: new events are found by the rescan every %s s",
                         self.pdq_dir, self.config.send_interval_secs)
-        now = time.time()
         self._cleanup()
+        now = time.time()
         self.rescan(now)
+        for thread in threads:
+            thread.start()
         next_rescan = now + self.config.send_interval_secs
         next_cleanup = now + self.config.cleanup_interval_secs
         next_save = now
@@ -130,20 +130,19 @@ class Engine:
                 if now >= next_cleanup:
                     self._cleanup()
                     next_cleanup = now + self.config.cleanup_interval_secs
-                self._wake_due(now)
-                self._dispatch(now)
-                if self.state.dirty and now >= next_save:
-                    self._save_state()
-                    next_save = now + STATE_SAVE_INTERVAL_SECS
-                deadline = min(next_rescan, next_cleanup,
-                               self.waiting[0][0] if self.waiting else next_rescan,
-                               next_save if self.state.dirty else next_rescan)
+                with self._changed:
+                    self._wake_due(now)
+                    if self.state.dirty and now >= next_save:
+                        self._save_state()
+                        next_save = now + STATE_SAVE_INTERVAL_SECS
+                    deadline = min(next_rescan, next_cleanup,
+                                   self.waiting[0][0] if self.waiting else next_rescan,
+                                   next_save if self.state.dirty else next_rescan)
                 readable, _, _ = select.select([self._wake_read] + ([watch] if watch else []), [], [],
                                                max(0.0, deadline - time.time()))
                 if watch is not None and watch in readable:
                     self._take_new_names(watch, time.time())
                 self._drain_wake_pipe()
-                self._handle_results(time.time())
                 if on_tick is not None:
                     on_tick()
         finally:
@@ -152,17 +151,17 @@ class Engine:
                 watch.close()
 
     def _shut_down(self, threads, grace_secs):
-        for _ in threads:
-            self._jobs.put(None)
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         deadline = time.time() + grace_secs
-        while self.in_flight and time.time() < deadline:
-            select.select([self._wake_read], [], [], max(0.0, deadline - time.time()))
-            self._drain_wake_pipe()
-            self._handle_results(time.time())
-        if self.in_flight:
-            log.warning("stopping with %d event(s) unanswered; they stay queued and are sent again",
-                        self.in_flight)
-        self._save_state()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.time()))
+        with self._changed:
+            if self.in_flight:
+                log.warning("stopping with %d event(s) unanswered; they stay queued and are sent again",
+                            self.in_flight)
+            self._save_state()
 
     def _drain_wake_pipe(self):
         try:
@@ -185,7 +184,11 @@ class Engine:
         return None
 
     def rescan(self, now):
-        """Rebuild the index from a full listing of pdq/ (the fallback for missed notifications)."""
+        """Rebuild the index from a full listing of pdq/ (the fallback for missed notifications).
+
+        The listing is taken without the lock (senders go on); an event sent
+        meanwhile may be indexed again and is skipped as gone when its turn comes.
+        """
         found = {}
         try:
             with os.scandir(self.pdq_dir) as entries:
@@ -196,6 +199,11 @@ class Engine:
         except OSError as error:
             log.error("cannot list %s: %s", self.pdq_dir, error.strerror)
             return
+        with self._changed:
+            self._merge_listing(found, now)
+            self._changed.notify_all()
+
+    def _merge_listing(self, found, now):
         for routing_key in list(self.keys):
             if routing_key not in found and self.keys[routing_key].status != SENDING:
                 del self.keys[routing_key]  # nothing left; a stale schedule entry is skipped
@@ -215,14 +223,16 @@ class Engine:
             log.info("inotify queue overflowed: rescanning %s", self.pdq_dir)
             self.rescan(now)
             return
-        for name in names:
-            parsed = self._parse(name)
-            if parsed:
-                record = self.keys.get(parsed[1])
-                if record is None:
-                    record = self.keys[parsed[1]] = _Key(parsed[1])
-                heapq.heappush(record.pending, parsed[0])
-                self._schedule(record, now)
+        with self._changed:
+            for name in names:
+                parsed = self._parse(name)
+                if parsed:
+                    record = self.keys.get(parsed[1])
+                    if record is None:
+                        record = self.keys[parsed[1]] = _Key(parsed[1])
+                    heapq.heappush(record.pending, parsed[0])
+                    self._schedule(record, now)
+            self._changed.notify_all()
 
     # -- the schedule --------------------------------------------------------
 
@@ -252,15 +262,20 @@ class Engine:
         return 0
 
     def _wake_due(self, now):
+        woken = False
         while self.waiting and self.waiting[0][0] <= now:
             _, routing_key = heapq.heappop(self.waiting)
             record = self.keys.get(routing_key)
             if record is not None and record.status == WAITING:
                 record.status = IDLE
                 self._schedule(record, now)
+                woken = True
+        if woken:
+            self._changed.notify_all()
 
-    def _dispatch(self, now):
-        while self.ready and self.in_flight < self.senders:
+    def _take_job(self, now):
+        """The next (routing key, enqueue time) to send, marked in flight; None if none is ready."""
+        while self.ready and not self._stopping:
             record = self.keys.get(self.ready.popleft())
             if record is None or record.status != READY:
                 continue
@@ -272,15 +287,20 @@ class Engine:
             if self.config.max_events_per_minute_per_key:
                 record.recent_sends.append(now)
             self.in_flight += 1
-            self._jobs.put((record.routing_key, record.in_flight))
+            return record.routing_key, record.in_flight
+        return None
 
     # -- sender threads ---------------------------------------------------------
 
     def _sender_loop(self):
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
+            with self._changed:
+                job = self._take_job(time.time())
+                while job is None:
+                    if self._stopping:
+                        return
+                    self._changed.wait()
+                    job = self._take_job(time.time())
             routing_key, enqueue_time = job
             name = event_file_name(enqueue_time, routing_key)
             try:
@@ -288,8 +308,8 @@ class Engine:
             except Exception as error:  # never lose the thread: the event stays queued
                 log.exception("unexpected error sending %s", mask_name(name))
                 outcome, summary = Outcome(UNREACHABLE, reason=f"internal error: {error!r}"), None
-            self._results.append((routing_key, name, outcome, summary))
-            self.wake()
+            with self._changed, self.spool.lock():
+                self._handle(routing_key, name, outcome, summary, time.time())
 
     def _send(self, name):
         """Read, convert and POST one event; (Outcome, (action, dedup key))."""
@@ -308,14 +328,8 @@ class Engine:
 
     # -- answers -------------------------------------------------------------
 
-    def _handle_results(self, now):
-        if not self._results:
-            return
-        with self.spool.lock():
-            while self._results:
-                self._handle(*self._results.popleft(), now)
-
     def _handle(self, routing_key, name, outcome, summary, now):
+        """Act on one answer: move the file, count, back off; then put the key back in line."""
         record = self.keys[routing_key]
         record.status, record.in_flight = IDLE, None
         self.in_flight -= 1
@@ -336,6 +350,8 @@ class Engine:
             self._back_off(routing_key, outcome, now)
         self._log(name, routing_key, outcome, summary)
         self._schedule(record, now)
+        if record.status == READY:
+            self._changed.notify()
 
     def _log(self, name, routing_key, outcome, summary):
         if outcome.kind == GONE:
