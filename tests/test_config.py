@@ -1,0 +1,308 @@
+"""Tests of pdagent.config: the INI reader, defaults, every error as one line, the file choice."""
+
+import os
+import re
+import subprocess
+
+import pytest
+from conftest import command
+
+from pdagent import config
+from pdagent.config import (
+    ConfigError,
+    load_agent_config,
+    load_main_config,
+    read_ini_section,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKOUT_CONFIG = os.path.join(ROOT, "conf", "pdagent.conf")
+
+ORIGINAL_DEFAULTS = {
+    "send_interval_secs": 10,
+    "cleanup_interval_secs": 10800,
+    "cleanup_threshold_secs": 604800,
+    "backoff_interval_secs": 60,
+    "retry_limit_for_possible_errors": 60,
+    "source_address": "0.0.0.0",
+}
+NEW_DEFAULTS = {
+    "events_api_url": "https://events.pagerduty.com",
+    "http_timeout_secs": 10.0,
+    "proxy_url": "",
+    "ca_bundle": "",
+}
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(text, name="pdagent.conf"):
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return (f"data_dir = {tmp_path}/data\nlog_dir = {tmp_path}/log\npid_dir = {tmp_path}/run\n")
+
+
+def test_defaults_are_the_original_agents(write_config, dirs):
+    main = load_main_config(write_config("[Main]\n" + dirs))
+    for key, value in {**ORIGINAL_DEFAULTS, **NEW_DEFAULTS}.items():
+        assert getattr(main, key) == value, key
+    assert isinstance(main.send_interval_secs, int)
+    assert isinstance(main.http_timeout_secs, float)
+
+
+def test_values_and_derived_paths(write_config, tmp_path):
+    path = write_config(
+        "# a comment\n; another\n[Main]\n"
+        "send_interval_secs = 3\n"
+        "HTTP_Timeout_Secs: 2.5\n"
+        "events_api_url = https://events.eu.pagerduty.com/\n"
+        "proxy_url = http://user@proxy.example.com:3128/\n"
+        "source_address = 192.0.2.7\n"
+        "log_level = warn\n"
+        f"data_dir = {tmp_path}/d\nlog_dir = {tmp_path}/l\npid_dir = {tmp_path}/p\n"
+        "\n[Other]\nanything = goes\n")
+    main = load_main_config(path)
+    assert main.path == path
+    assert main.send_interval_secs == 3
+    assert main.http_timeout_secs == 2.5
+    assert main.events_api_url == "https://events.eu.pagerduty.com"  # trailing / dropped
+    assert main.proxy_url == "http://user@proxy.example.com:3128/"
+    assert main.source_address == "192.0.2.7"
+    assert main.log_level == "WARNING"
+    assert main.outqueue_dir == f"{tmp_path}/d/outqueue"
+    assert main.db_dir == f"{tmp_path}/d/db"
+    assert main.agent_id_file == f"{tmp_path}/d/agent_id.txt"
+    assert main.pid_file == f"{tmp_path}/p/pdagentd.pid"
+    assert main.log_file == f"{tmp_path}/l/pdagentd.log"
+    assert "path" not in main.as_dict() and main.as_dict()["send_interval_secs"] == 3
+
+
+def test_original_agents_obsolete_keys_still_load(write_config, dirs):
+    main = load_main_config(write_config(
+        "[Main]\n" + dirs + "event_api_url = https://old\ncheck_freq_sec = 60\n"
+        "cleanup_freq_sec = 1\nsend_event_timeout_sec = 1\nmax_event_bytes = 1\nbackoff_secs = 1\n"))
+    assert main.events_api_url == "https://events.pagerduty.com"
+    assert not hasattr(main, "check_freq_sec")
+
+
+def test_empty_values_mean_the_default(write_config, dirs):
+    main = load_main_config(write_config("[Main]\n" + dirs + "send_interval_secs =\nproxy_url =\n"))
+    assert main.send_interval_secs == 10 and main.proxy_url == ""
+
+
+@pytest.mark.parametrize("url", ["https://events.pagerduty.com", "http://127.0.0.1:8080",
+                                 "http://[::1]:9000/base", "https://host"])
+def test_good_events_api_urls(write_config, dirs, url):
+    assert load_main_config(write_config(f"[Main]\n{dirs}events_api_url = {url}\n")).events_api_url \
+        == url.rstrip("/")
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "10.1.2.3", "::", "::1", "fe80::1", "2001:db8::7"])
+def test_good_source_addresses(write_config, dirs, address):
+    assert load_main_config(write_config(f"[Main]\n{dirs}source_address = {address}\n")).source_address \
+        == address
+
+
+# (config text after [Main], key the line must name, a phrase of the message)
+BAD_VALUES = [
+    ("http_timeout_secs = soon", "http_timeout_secs", "must be a number, not 'soon'"),
+    ("send_interval_secs = 1.5", "send_interval_secs", "must be a number"),
+    ("send_interval_secs = ten", "send_interval_secs", "must be a number"),
+    ("cleanup_threshold_secs = -1", "cleanup_threshold_secs", "must not be negative"),
+    ("send_interval_secs = 0", "send_interval_secs", "greater than 0"),
+    ("http_timeout_secs = 0", "http_timeout_secs", "greater than 0"),
+    ("events_api_url = ftp://x", "events_api_url", "must be a https:// or http:// URL, not 'ftp://x'"),
+    ("events_api_url = events.pagerduty.com", "events_api_url", "URL"),
+    ("events_api_url = https://", "events_api_url", "URL"),
+    ("events_api_url = https://host:port", "events_api_url", "URL"),
+    ("proxy_url = proxy:3128", "proxy_url", "URL"),
+    ("backoff_interval_secs = 60\nbackoff_max_secs = 10", "backoff_max_secs", "at least"),
+    ("ca_bundle = /nonexistent/ca.pem", "ca_bundle", "names no file"),
+    ("log_level = loud", "log_level", "must be one of"),
+    ("source_address = localhost", "source_address", "must be an IP address"),
+    ("source_address = 300.1.1.1", "source_address", "must be an IP address"),
+    ("data_dir = relative/path", "data_dir", "must be an absolute path"),
+    ("no_such_key = 1", "no_such_key", "unknown key"),
+    ("send_interval_secs = 1\nsend_interval_secs = 2", "send_interval_secs", "given twice"),
+]
+
+
+@pytest.mark.parametrize("text, key, phrase", BAD_VALUES, ids=[case[0] for case in BAD_VALUES])
+def test_bad_value_is_one_line_naming_file_and_key(write_config, text, key, phrase):
+    path = write_config("[Main]\n" + text + "\n")
+    with pytest.raises(ConfigError) as raised:
+        load_main_config(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ")
+    assert key in message and phrase in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("", "missing section [Main]"),
+    ("[main]\nsend_interval_secs = 1\n", "missing section [Main]"),
+    ("[Other]\nx = 1\n", "missing section [Main]"),
+    ("send_interval_secs = 1\n[Main]\n", "line 1: expected 'key = value' inside a [section]"),
+    ("[Main]\njust words\n", "line 2: expected 'key = value'"),
+    ("[Main]\n= value\n", "line 2: expected 'key = value'"),
+    ("[Main\nx = 1\n", "line 1: bad or repeated section header"),
+    ("[Main]\n[Main]\n", "line 2: bad or repeated section header"),
+    ("[]\n", "line 1: bad or repeated section header"),
+])
+def test_malformed_file(write_config, text, phrase):
+    path = write_config(text)
+    with pytest.raises(ConfigError) as raised:
+        load_main_config(path)
+    assert str(raised.value).startswith(f"{path}: {phrase}")
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_file(tmp_path):
+    path = str(tmp_path / "nope.conf")
+    with pytest.raises(ConfigError) as raised:
+        load_main_config(path)
+    assert str(raised.value) == f"{path}: cannot read config file: No such file or directory"
+
+
+def test_directory_and_binary_file(tmp_path, write_config):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_main_config(str(tmp_path))
+    binary = tmp_path / "binary.conf"
+    binary.write_bytes(b"[Main]\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match="not a text file in UTF-8"):
+        load_main_config(str(binary))
+
+
+def test_ini_reader_syntax(write_config):
+    path = write_config(
+        "# comment\n"
+        "[Main]\n"
+        "  ; indented comment\n"
+        "Key_One = a = b : c\n"
+        "two: x=y\n"
+        "three =\n"
+        "multi = first\n"
+        "   second\n"
+        "\n"
+        "[Second]\n"
+        "four = 4\n")
+    assert read_ini_section(path) == {"key_one": "a = b : c", "two": "x=y", "three": "",
+                                      "multi": "first\nsecond"}
+    assert read_ini_section(path, "Second") == {"four": "4"}
+
+
+@pytest.mark.parametrize("text", [
+    "[Main]\nsend_interval_secs = 5\nproxy_url: http://p:1\n",
+    "[Main]\n# c\n; c\nA = 1\nb=2\nc =3 # kept\n",
+    "[Main]\nurl = http://x.example.com/a=b\n",
+])
+def test_ini_reader_agrees_with_configparser(write_config, text):
+    import configparser
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    assert read_ini_section(write_config(text)) == dict(parser["Main"])
+
+
+# -- which file, which directories ------------------------------------------------------------
+
+def test_pdagent_config_selects_the_file(monkeypatch, write_config, dirs):
+    path = write_config("[Main]\n" + dirs + "send_interval_secs = 7\n", name="elsewhere.conf")
+    monkeypatch.setenv("PDAGENT_CONFIG", path)
+    assert config.config_file_path() == path
+    assert load_main_config().send_interval_secs == 7
+
+
+def test_dev_layout_from_the_checkout(monkeypatch):
+    monkeypatch.delenv("PDAGENT_CONFIG", raising=False)
+    assert config.source_root() == ROOT
+    assert config.config_file_path() == CHECKOUT_CONFIG
+    main = load_main_config()
+    assert main.path == CHECKOUT_CONFIG
+    dev_dir = os.path.join(ROOT, "tmp")
+    assert (main.data_dir, main.log_dir, main.pid_dir) == (dev_dir, dev_dir, dev_dir)
+    assert load_agent_config().is_dev_layout()
+
+
+def test_unset_directories_in_an_explicit_file_follow_the_layout(write_config, monkeypatch):
+    monkeypatch.setenv("PDAGENT_CONFIG", write_config("[Main]\n"))
+    main = load_main_config()
+    assert main.data_dir == os.path.join(ROOT, "tmp")  # running from the checkout
+    assert not load_agent_config().is_dev_layout()
+
+
+def test_installed_layout_defaults(monkeypatch):
+    monkeypatch.delenv("PDAGENT_CONFIG", raising=False)
+    monkeypatch.setattr(config, "source_root", lambda: None)
+    assert config.config_file_path() == "/etc/pdagent.conf"
+    assert config._default_dirs() == {"data_dir": "/var/lib/pdagent", "log_dir": "/var/log/pdagent",
+                                      "pid_dir": "/var/run/pdagent"}
+
+
+def test_checkout_config_documents_every_key_with_its_default():
+    with open(CHECKOUT_CONFIG) as handle:
+        text = handle.read()
+    documented = dict(re.findall(r"^#(\w+) =[ ]?(.*)$", text, re.MULTILINE))
+    every_key = set(config._INT_KEYS) | set(config._FLOAT_KEYS) | set(config._STRING_KEYS)
+    assert every_key <= set(documented), sorted(every_key - set(documented))
+    for key, default in {**config._INT_KEYS, **config._FLOAT_KEYS}.items():
+        assert float(documented[key]) == default, key
+    for key in ("events_api_url", "source_address", "log_level"):
+        assert documented[key] == config._STRING_KEYS[key], key
+    for key in ("proxy_url", "ca_bundle"):
+        assert documented[key] == "", key
+    load_main_config(CHECKOUT_CONFIG)
+
+
+def test_agent_config_accessors(write_config, tmp_path, dirs):
+    main_path = write_config("[Main]\n" + dirs)
+    os.makedirs(tmp_path / "data")
+    (tmp_path / "data" / "agent_id.txt").write_text("agent-1234\n")
+    agent_config = load_agent_config(main_path)
+    assert agent_config.get_agent_id() == "agent-1234"
+    conf_dirs = agent_config.get_conf_dirs()
+    assert conf_dirs["data_dir"] == f"{tmp_path}/data"
+    assert conf_dirs["outqueue_dir"] == f"{tmp_path}/data/outqueue"
+    assert conf_dirs["db_dir"] == f"{tmp_path}/data/db"
+    assert conf_dirs["pid_dir"] == conf_dirs["pidfile_dir"] == f"{tmp_path}/run"
+    assert agent_config.get_main_config()["cleanup_threshold_secs"] == 604800
+    assert agent_config.get_queue().outqueue_dir == f"{tmp_path}/data/outqueue"
+    assert agent_config.get_enqueuer().spool.db_dir == f"{tmp_path}/data/db"
+
+
+def test_agent_id_missing_is_none(write_config, dirs):
+    assert load_agent_config(write_config("[Main]\n" + dirs)).get_agent_id() is None
+
+
+# -- through the commands: one line, no traceback -------------------------------------------------
+
+@pytest.mark.parametrize("program", ["pd-send", "pd-queue"])
+@pytest.mark.parametrize("text, key", [
+    (None, None),
+    ("[Other]\n", "[Main]"),
+    ("[Main]\nhttp_timeout_secs = soon\n", "http_timeout_secs"),
+    ("[Main]\nevents_api_url = ftp://x\n", "events_api_url"),
+    ("[Main]\nmystery = 1\n", "mystery"),
+])
+def test_commands_report_config_errors_in_one_line(tmp_path, program, text, key):
+    path = str(tmp_path / "pdagent.conf")
+    if text is not None:
+        with open(path, "w") as handle:
+            handle.write(text)
+    args = ["-k", "K", "-t", "trigger", "-d", "x"] if program == "pd-send" else ["status"]
+    result = subprocess.run(command(program) + args, check=False, capture_output=True, text=True,
+                            timeout=30, env=dict(os.environ, PDAGENT_CONFIG=path))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith(f"{program}: error: ")]
+    assert len(errors) == 1, result.stderr
+    assert result.stderr.rstrip("\n").endswith(errors[0])
+    assert path in errors[0]
+    if key:
+        assert key in errors[0]
