@@ -206,7 +206,7 @@ def test_deb_maintainer_scripts_are_clean_sh(deb, script):
 
 def test_deb_postinst_does_what_the_contract_says(deb):
     text = (deb["control"] / "postinst").read_text()
-    assert "python3 -m compileall" in text
+    assert '"$PDAGENT_PYTHON" -m compileall' in text and "PDAGENT_PYTHON=/usr/bin/python3" in text
     assert "pycompile" not in text and "py3compile" not in text
     for mode, path in [("02753", "/var/lib/pdagent/outqueue/tmp"),
                        ("02753", "/var/lib/pdagent/outqueue/pdq"),
@@ -534,7 +534,7 @@ def test_rpm_scriptlets_are_clean_sh(rpm, tag, tmp_path):
     result = run(["sh", "-n", str(script)])
     assert result.returncode == 0, result.stderr
     if tag == "POSTIN":
-        assert "python3 -m compileall" in body and "systemctl" in body
+        assert "/usr/bin/python3 -m compileall" in body and "systemctl" in body
 
 
 def test_rpm_launchers_and_unit(rpm, tmp_path):

@@ -173,6 +173,16 @@ def build_original_agent_deb(directory):
     return path
 
 
+def apt_get_install(*args):
+    """apt-get install; once more after `apt-get update` if the package lists were stale."""
+    argv = ["apt-get", "install", "-y", "-q", *args]
+    result = run(argv, check=False, env=APT_ENV)
+    if result.returncode != 0:
+        run(["apt-get", "update", "-qq"], env=APT_ENV)
+        result = run(argv, env=APT_ENV)
+    return result
+
+
 def ensure_package_lists():
     if run(["apt-cache", "show", "python3-daemon"], check=False).returncode != 0:
         run(["apt-get", "update", "-qq"], env=APT_ENV)
@@ -230,9 +240,15 @@ def machine(tmp_path):
     for tool in ("apt-get", "dpkg-deb", "runuser", "service"):
         if shutil.which(tool) is None:
             pytest.fail(f"the system install test needs {tool} (a Debian-like system)")
-    status = dpkg_status()
-    if status and not os.path.exists(MARKER):
-        pytest.skip(f"a pdagent package this test did not install is here ({status}); not touching it")
+    if not os.path.exists(MARKER):
+        # Purging deletes the user, the spool and the config: never someone else's.
+        foreign = [what for what, present in [
+            (f"the package pdagent ({dpkg_status()})", dpkg_status()),
+            ("the user pdagent", run(["getent", "passwd", "pdagent"], check=False).returncode == 0),
+            ("/var/lib/pdagent", os.path.exists("/var/lib/pdagent")),
+            ("/etc/pdagent.conf", os.path.exists("/etc/pdagent.conf"))] if present]
+        if foreign:
+            pytest.skip(f"{', '.join(foreign)} is here and this test did not make it: not touching it")
     cleanup()  # what a killed earlier run left (the marker says it is ours)
     work = Path(tempfile.mkdtemp(prefix="pdagent-systest-"))
     work.chmod(0o755)  # apt's _apt user reads the .debs from here
@@ -262,8 +278,9 @@ def test_install_send_upgrade_purge(machine):
     standin = machine["standin"]
 
     # 1. The original agent, configured by its admin, with an event still in its spool.
+    os.makedirs(os.path.dirname(MARKER))
+    Path(MARKER).write_text("")  # first: from here on, cleanup() knows all this is ours
     run(["dpkg", "-i", str(machine["original_deb"])], env=APT_ENV)
-    Path(MARKER).write_text("")
     with open("/etc/pdagent.conf", "a") as config:
         config.write(f"events_api_url = {standin.url}\n")
     v1_event = {"service_key": KEY_V1, "event_type": "trigger", "incident_key": "legacy.disk",
@@ -276,8 +293,7 @@ def test_install_send_upgrade_purge(machine):
     v1_file.chmod(0o644)
 
     # 2. Install ours over it. --force-confold: keep the admin's config, as apt would ask.
-    result = run(["apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confold",
-                  str(machine["deb"])], env=APT_ENV)
+    result = apt_get_install("-o", "Dpkg::Options::=--force-confold", str(machine["deb"]))
     assert dpkg_status() == f"install ok installed {VERSION}", result.stdout
     assert not os.path.exists("/usr/share/pdagent/original-agent.txt")  # the old package's files went
     assert os.path.exists("/etc/pdagent.conf.dpkg-dist")  # ours, beside the admin's
@@ -351,7 +367,7 @@ def test_install_send_upgrade_purge(machine):
     assert queue_status()[KEY_UPGRADE] == (2, 0, 0)
     unit = Path("/lib/systemd/system/pdagent.service")
     unit.write_text(unit.read_text().replace('#Environment="http', 'Environment="http'))
-    run(["apt-get", "install", "-y", "-q", str(machine["upgrade_deb"])], env=APT_ENV)
+    apt_get_install(str(machine["upgrade_deb"]))
     assert dpkg_status() == f"install ok installed {UPGRADE_VERSION}"
     lines = unit.read_text().splitlines()
     at = lines.index("ExecStartPre=/bin/chown -R pdagent:pdagent /var/run/pdagent")

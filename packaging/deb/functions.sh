@@ -2,6 +2,8 @@
 PDAGENT_UNIT=/lib/systemd/system/pdagent.service
 PDAGENT_PID_FILE=/var/run/pdagent/pdagentd.pid
 PDAGENT_PYTHON_DIR=/usr/lib/python3/dist-packages/pdagent
+# The launchers' interpreter (not whatever python3 comes first in PATH).
+PDAGENT_PYTHON=/usr/bin/python3
 # Proxy lines of the unit kept across an upgrade (see the preinst).
 PDAGENT_SAVED_ENVIRONMENT=/var/lib/pdagent/.unit-proxy-environment
 PDAGENT_PROXY_LINE='^[[:space:]]*Environment=.*(http|https|ftp|no|all)_proxy='
