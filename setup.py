@@ -8,7 +8,7 @@ from setuptools import find_packages, setup
 VERSION = re.search(
     r'^__version__ = "([^"]+)"',
     (Path(__file__).parent / "pdagent" / "__init__.py").read_text(),
-    re.M,
+    re.MULTILINE,
 ).group(1)
 
 setup(

@@ -196,7 +196,7 @@ def _parse_number(path, key, text, kind, default):
     return value
 
 
-def _is_url(url, schemes):
+def is_url(url, schemes):
     """scheme://[user@]host[:port][/path] -- by hand: regexes cost pd-send milliseconds to compile."""
     scheme, separator, rest = url.partition("://")
     if not separator or scheme not in schemes or any(char.isspace() for char in url):
@@ -211,7 +211,7 @@ def _is_url(url, schemes):
 
 
 def _check_url(path, key, url, schemes):
-    if not _is_url(url, schemes):
+    if not is_url(url, schemes):
         wanted = " or ".join(f"{scheme}://" for scheme in schemes)
         raise ConfigError(f"{path}: key '{key}' must be a {wanted} URL, not '{url}'")
 

@@ -46,6 +46,8 @@ def queue_v2_event(main_config, endpoint, body, queued_by, warn=None):
         data = dumps(entry).encode("ascii")
     except UnicodeEncodeError:
         raise EventError("the event holds text that is not valid UTF-8") from None
+    except ValueError as error:  # NaN or infinity: not JSON
+        raise EventError(f"the event is not valid JSON: {error}") from None
     if len(data) > MAX_BODY_BYTES:
         raise EventError(f"event is {len(data)} bytes; the Events API takes at most {MAX_BODY_BYTES}")
     spool = Spool(main_config.outqueue_dir, main_config.db_dir)

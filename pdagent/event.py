@@ -71,7 +71,7 @@ def _is_iso8601(text):
     elif "+" in clock or "-" in clock:
         at = max(clock.rfind("+"), clock.rfind("-"))
         clock, zone = clock[:at], clock[at + 1:].replace(":", "", 1)
-        if not (_digits(zone, 2) or _digits(zone, 4)):
+        if not (_digits(zone, 2) or _digits(zone, 4)) or int(zone[:2]) > 23 or int(zone[2:] or 0) > 59:
             return False
     hms, dot, fraction = clock.replace(",", ".").partition(".")
     fields = hms.split(":")
@@ -96,8 +96,12 @@ def check_routing_key(routing_key):
         raise EventError("routing key (-k) must not be empty")
     if "/" in routing_key or "\0" in routing_key or any(c.isspace() for c in routing_key):
         raise EventError("routing key must not contain '/', NUL or white space")
+    try:
+        encoded = routing_key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventError("routing key must be valid UTF-8") from None
     # <16-digit time>_<key>.txt must fit in a 255-byte file name.
-    if len(routing_key.encode("utf-8")) > 200:
+    if len(encoded) > 200:
         raise EventError("routing key is too long (at most 200 bytes)")
 
 
@@ -199,7 +203,7 @@ def validate(endpoint, body):
     return problems
 
 
-def build_alert(routing_key, action, *, summary=None, dedup_key=None, severity="error",
+def build_alert(routing_key, action, *, summary=None, dedup_key=None, severity=None,
                 source=None, component=None, group=None, event_class=None, timestamp=None,
                 custom_details=None, links=(), images=(), client=None, client_url=None):
     """A v2 alert body from pd-send's options (None means "not given")."""
@@ -207,7 +211,7 @@ def build_alert(routing_key, action, *, summary=None, dedup_key=None, severity="
     if dedup_key is not None:
         body["dedup_key"] = dedup_key
     if action == "trigger" or summary is not None:
-        payload = {"summary": summary, "source": source, "severity": severity}
+        payload = {"summary": summary, "source": source, "severity": severity or "error"}
         optional = {"timestamp": timestamp, "component": component, "group": group,
                     "class": event_class, "custom_details": custom_details or None}
         payload.update((key, value) for key, value in optional.items() if value is not None)

@@ -16,6 +16,7 @@ from pdagent.event import (
     make_entry,
     new_dedup_key,
     truncate_summary,
+    utc_timestamp,
     validate,
 )
 from pdagent.spool import parse_file_name
@@ -33,7 +34,8 @@ def queue_event(enqueuer, event_type, service_key, incident_key, description, cl
     links, images = _split_contexts(contexts or [])
     body = build_alert(
         service_key, event_type, summary=description, dedup_key=incident_key or None,
-        source=default_source(load_main_config()), custom_details=details or None,
+        source=default_source(load_main_config()), timestamp=utc_timestamp(),
+        custom_details=details or None,
         links=links, images=images, client=client, client_url=client_url)
     truncate_summary(body)
     problems = validate("alert", body)

@@ -22,15 +22,16 @@ STATE_FILE = "state.json"
 log = logging.getLogger(__name__)
 
 
-def read_state(db_dir):
-    """The saved state, or an empty one when there is none (or it cannot be read)."""
+def read_state(db_dir, warn=None):
+    """The saved state, or an empty one when there is none (or it cannot be read: `warn` hears why)."""
     try:
         with open(os.path.join(db_dir, STATE_FILE), "rb") as state_file:
             state = json.load(state_file)
     except FileNotFoundError:
         state = {}
     except (OSError, ValueError) as error:
-        log.warning("ignoring unreadable %s: %s", STATE_FILE, error)
+        if warn:
+            warn(f"ignoring unreadable {STATE_FILE}: {error}")
         state = {}
     if not isinstance(state, dict):
         state = {}
@@ -47,7 +48,7 @@ class DeliveryState:
 
     def __init__(self, db_dir):
         self.db_dir = db_dir
-        saved = read_state(db_dir)
+        saved = read_state(db_dir, warn=log.warning)
         self.counters = saved["counters"]
         self.keys = saved["keys"]
         self.dirty = False

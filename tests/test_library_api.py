@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import routing_key
 
-from pdagent.event import validate
+from pdagent.event import check_timestamp, validate
 from pdagent.spool import parse_file_name
 
 KEY = routing_key(1)
@@ -125,6 +125,7 @@ def test_queue_event_writes_a_v2_entry(agent, results):
     entry = agent.read("pdq", name)
     assert set(entry) == {"endpoint", "event", "agent"}
     assert entry["endpoint"] == "alert"
+    check_timestamp(entry["event"]["payload"].pop("timestamp"))  # when queue_event ran
     assert entry["event"] == {
         "routing_key": KEY, "event_action": "trigger", "dedup_key": "inc-1",
         "payload": {"summary": "desc", "source": "monitor.example.com", "severity": "error",

@@ -229,8 +229,6 @@ def test_usage_errors(home, argv, phrase):
     assert_usage_error(home.queue(*argv), phrase)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Spool.names(state, key) matches by suffix, so "
-                                       "`pd-queue retry -k b` also retries the events of key 'a_b'")
 def test_retry_of_a_key_leaves_keys_ending_with_it_alone(home):
     other = put(home, "err", T0 * 10**6, "a_b", trigger("a_b", "x", "x"))
     mine = put(home, "err", T0 * 10**6 + 1, "b", trigger("b", "y", "y"))

@@ -519,9 +519,6 @@ IGNORED_OPTIONS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pd-send silently drops options the event cannot carry "
-                                       "(--severity with --event-file; --component/--group/--class/"
-                                       "--severity with -t change) instead of refusing them")
 @pytest.mark.parametrize("argv", [case[1] for case in IGNORED_OPTIONS], ids=[c[0] for c in IGNORED_OPTIONS])
 def test_options_the_event_cannot_carry_are_refused(home, argv):
     with open(os.path.join(home.base, "e.json"), "w") as handle:
@@ -546,10 +543,6 @@ CRASHING_INPUTS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a traceback and exit 1 instead of the usage error: "
-                                       "UnicodeEncodeError in event.check_routing_key, ValueError from "
-                                       "jsonwrite.dumps (NaN/inf) not caught in enqueue.queue_v2_event, "
-                                       "RecursionError from json.loads not caught in pd_send._event_from_file")
 @pytest.mark.parametrize("argv, content", [case[1:] for case in CRASHING_INPUTS],
                          ids=[case[0] for case in CRASHING_INPUTS])
 def test_bad_input_without_a_traceback(home, argv, content):

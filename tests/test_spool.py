@@ -90,8 +90,6 @@ def test_names_of_missing_state_dir_is_empty(tmp_path):
     assert Spool(str(tmp_path / "nowhere")).names("pdq") == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Spool.names(state, key) matches by suffix '_<key>.txt', "
-                                       "so key 'b' also selects files of key 'a_b'")
 def test_names_of_a_key_exclude_keys_that_end_with_it(spool):
     put(spool, "err", event_file_name(1, "a_b"))
     put(spool, "err", event_file_name(2, "b"))
@@ -236,9 +234,6 @@ def test_tmp_dir_missing_is_a_spool_error(tmp_path):
         queue.enqueue(KEY, b"{}")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Spool.enqueue raises SpoolError when the fsync after "
-                                       "link() fails although the entry is already in pdq/, so "
-                                       "pd-send reports an error for an event that was queued")
 def test_failure_after_link_is_all_or_nothing(spool, failing):
     failing("fsync", on_call=2)
     try:

@@ -30,14 +30,14 @@ The event is written to the local spool and sent by the pdagentd daemon.
 """
 
 
-def _field(text):
+def parse_field(text):
     key, equals, value = text.partition("=")
     if not equals or not key:
         raise ValueError(text)
     return key, value
 
 
-_field.__name__ = "KEY=VALUE"  # argparse names it in its error: "invalid KEY=VALUE value"
+parse_field.__name__ = "KEY=VALUE"  # argparse names it in its error: "invalid KEY=VALUE value"
 
 
 def _link(text):
@@ -69,10 +69,10 @@ OPTIONS = [
      {"dest": "dedup_key", "metavar": "INCIDENT_KEY", "help": "incident (dedup) key"}),
     (("-c", "--client"), {"help": "name of the monitoring client"}),
     (("-u", "--client-url"), {"help": "URL of the monitoring client"}),
-    (("-f", "--field"), {"dest": "fields", "action": "append", "type": _field, "default": [],
+    (("-f", "--field"), {"dest": "fields", "action": "append", "type": parse_field, "default": [],
                              "metavar": "KEY=VALUE", "help": "add a custom detail (repeatable)"}),
     (("-q", "--quiet"), {"action": "store_true", "help": "print nothing on success"}),
-    (("--severity",), {"choices": SEVERITIES, "default": "error", "help": "how bad it is (default: error)"}),
+    (("--severity",), {"choices": SEVERITIES, "help": "how bad it is (default: error)"}),
     (("--source",), {"help": "affected system (default: this host's FQDN)"}),
     (("--component",), {"help": "affected component"}),
     (("--group",), {"help": "logical group of components"}),
@@ -154,7 +154,7 @@ def fast_parse(argv):
     return _Args(values)
 
 
-_EVENT_FLAGS = ("description", "dedup_key", "client", "client_url", "fields", "source",
+_EVENT_FLAGS = ("description", "dedup_key", "client", "client_url", "fields", "source", "severity",
                 "component", "group", "event_class", "timestamp", "links", "images")
 
 
@@ -173,8 +173,8 @@ def _event_from_file(args):
     import json  # only here: its import costs the usual path milliseconds
     try:
         body = json.loads(text)
-    except ValueError as error:
-        raise EventError(f"{args.event_file} is not valid JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise EventError(f"{args.event_file} is not valid JSON: {str(error) or 'nested too deeply'}") from None
     if not isinstance(body, dict):
         raise EventError(f"{args.event_file} must hold one JSON object")
     if args.routing_key and body.setdefault("routing_key", args.routing_key) != args.routing_key:
@@ -201,11 +201,15 @@ def _event_from_flags(args, main_config):
     timestamp = args.timestamp or utc_timestamp()
     source = args.source
     if args.event_type == "change":
-        if args.dedup_key or args.images or args.client or args.client_url:
-            raise EventError("a change event takes no -i, -c, -u or --image")
+        alert_only = {"-i": args.dedup_key, "-c": args.client, "-u": args.client_url,
+                      "--image": args.images, "--severity": args.severity,
+                      "--component": args.component, "--group": args.group, "--class": args.event_class}
+        given = [flag for flag, value in alert_only.items() if value]
+        if given:
+            raise EventError(f"a change event takes no {', '.join(given)}")
         return "change", build_change(
-            args.routing_key, summary=args.description, source=source, timestamp=timestamp,
-            custom_details=custom_details, links=args.links)
+            args.routing_key, summary=args.description, source=source or default_source(main_config),
+            timestamp=timestamp, custom_details=custom_details, links=args.links)
     if source is None and (args.event_type == "trigger" or args.description is not None):
         source = default_source(main_config)
     return "alert", build_alert(

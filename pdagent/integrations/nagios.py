@@ -11,7 +11,9 @@ be empty. conf/nagios/pagerduty_nagios.cfg shows the commands to define.
 import argparse
 import sys
 
-from pdagent.cli.pd_send import _field as key_value  # pd-send's -f KEY=VALUE parser
+from pdagent.cli.pd_send import (
+    parse_field as key_value,  # pd-send's -f KEY=VALUE parser
+)
 from pdagent.event import EventError, build_alert, utc_timestamp
 from pdagent.integrations.common import queue_alert, severity_of
 

@@ -18,7 +18,7 @@ value before it. Every field goes to custom_details.
 import argparse
 import sys
 
-from pdagent.config import _is_url  # whole-string check: no white space, a host
+from pdagent.config import is_url  # whole-string check: no white space, a host
 from pdagent.event import EventError, build_alert, utc_timestamp
 from pdagent.integrations.common import queue_alert, severity_of, warn
 
@@ -80,7 +80,7 @@ def alert_from_message(routing_key, subject, message, prog="pd-zabbix"):
         action = "resolve"
     url = fields.get("url", "")
     links = ()
-    if _is_url(url, ("http", "https")):
+    if is_url(url, ("http", "https")):
         links = ({"href": url, "text": "View in Zabbix"},)
     elif url:
         # A bad link must not cost the alert: it stays in custom_details only.
