@@ -229,19 +229,23 @@ class Spool:
     def counts_by_key(self, routing_key=None):
         """{routing key: {"pdq": n, "suc": n, "err": n}} over the whole tree.
 
-        One pass over each listing, unsorted: pd-queue status counts 100,000
-        pending events in a fraction of a second.
+        pd-queue status counts 100,000 pending events with this, so the
+        per-name work runs in C: one regex over the joined listing, tallied by
+        Counter (a Python loop over the names takes several times longer).
         """
+        import collections
+        import re
+        event_key = re.compile(r"^\d+_(.+)\.txt$", re.MULTILINE)
         counts = {}
         for state in QUEUE_STATES:
-            tally = {}
-            for name in self._listing(state):
-                stamp, underscore, rest = name.partition("_")
-                if underscore and rest.endswith(_NAME_SUFFIX) and stamp.isdigit():
-                    key = rest[:-len(_NAME_SUFFIX)]
-                    tally[key] = tally.get(key, 0) + 1
+            listing = self._listing(state)
+            joined = "\n".join(listing)
+            if joined.count("\n") == max(len(listing) - 1, 0):
+                tally = collections.Counter(event_key.findall(joined))
+            else:  # a name with a newline in it: count name by name
+                tally = collections.Counter(parsed[1] for parsed in map(parse_file_name, listing) if parsed)
             for key, count in tally.items():
-                if key and (routing_key is None or key == routing_key):
+                if routing_key is None or key == routing_key:
                     counts.setdefault(key, dict.fromkeys(QUEUE_STATES, 0))[state] = count
         return counts
 
