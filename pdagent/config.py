@@ -19,6 +19,8 @@ agent's integration scripts call.
 
 import os
 
+from pdagent.event import is_url
+
 # Installed layout (the .deb / .rpm).
 SYSTEM_CONFIG_FILE = "/etc/pdagent.conf"
 SYSTEM_DIRS = {
@@ -194,20 +196,6 @@ def _parse_number(path, key, text, kind, default):
     if value < 0:
         raise ConfigError(f"{path}: key '{key}' must not be negative, not '{text.strip()}'")
     return value
-
-
-def is_url(url, schemes):
-    """scheme://[user@]host[:port][/path] -- by hand: regexes cost pd-send milliseconds to compile."""
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme not in schemes or any(char.isspace() for char in url):
-        return False
-    authority = rest.split("/", 1)[0].rpartition("@")[2]
-    if authority.startswith("["):
-        host, _, port = authority[1:].partition("]")
-        port = port[1:] if port.startswith(":") else port
-    else:
-        host, _, port = authority.partition(":")
-    return bool(host) and (port == "" or port.isdigit())
 
 
 def _check_url(path, key, url, schemes):

@@ -23,6 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.dirname(sys.executable)
 STANDIN = os.path.join(ROOT, "scripts", "events_api_standin.py")
 TEST_USER = "pdagent-test"
+OTHER_USER = "pdagent-test-other"  # a local user who is neither root nor the daemon's user
+OFFLINE_API = "http://127.0.0.1:9"  # for tests of commands that never talk to the Events API
 ROUTING_KEY = "R0utingKey0000000000000000000001"  # the API takes 32-character keys
 
 
@@ -49,17 +51,22 @@ def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
 
 # -- the unprivileged user the daemon runs as ----------------------------------------
 
-def ensure_daemon_user():
-    """(uid, gid) to run pdagentd as: a created system user when root, else ourselves."""
-    if os.geteuid() != 0:
-        return os.getuid(), os.getgid()
+def ensure_user(name):
+    """(uid, gid) of the local system user `name`, created (with its own group) if missing; needs root."""
     try:
-        entry = pwd.getpwnam(TEST_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                        "--shell", "/usr/sbin/nologin", TEST_USER], check=True)
-        entry = pwd.getpwnam(TEST_USER)
+                        "--shell", "/usr/sbin/nologin", name], check=True)
+        entry = pwd.getpwnam(name)
     return entry.pw_uid, entry.pw_gid
+
+
+def ensure_daemon_user():
+    """(uid, gid) to run pdagentd as: the test user when root, else ourselves."""
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    return ensure_user(TEST_USER)
 
 
 def as_user(uid, gid, argv):

@@ -16,6 +16,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 
 from harness import (  # noqa: F401  (re-exported for the test modules)
+    OFFLINE_API,
+    OTHER_USER,
     ROOT,
     ROUTING_KEY,
     Agent,
@@ -23,6 +25,7 @@ from harness import (  # noqa: F401  (re-exported for the test modules)
     as_user,
     command,
     ensure_daemon_user,
+    ensure_user,
     routing_key,
     wait_for,
 )
@@ -32,6 +35,14 @@ from harness import (  # noqa: F401  (re-exported for the test modules)
 def daemon_user():
     """(uid, gid) pdagentd runs as: `pdagent-test` when we are root, else ourselves."""
     return ensure_daemon_user()
+
+
+@pytest.fixture(scope="session")
+def other_user():
+    """(uid, gid) of a local user who is neither root nor the daemon's user."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a third user")
+    return ensure_user(OTHER_USER)
 
 
 @pytest.fixture
@@ -83,3 +94,9 @@ def agent(agent_home, daemon_user, standin):
     yield home
     if home.daemon_running():
         home.stop_daemon(signal.SIGKILL)
+
+
+@pytest.fixture
+def offline_agent(agent_home, daemon_user):
+    """The `agent` layout without a stand-in, for commands that never talk to the Events API."""
+    return Agent(agent_home, daemon_user, OFFLINE_API)

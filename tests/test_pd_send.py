@@ -3,41 +3,23 @@
 import calendar
 import json
 import os
-import pwd
 import re
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import Agent, as_user, command, routing_key
+from conftest import as_user, command, routing_key
 
 from pdagent.event import entry_to_request, validate
 from pdagent.spool import parse_file_name
 
 KEY = routing_key(1)
-OTHER_USER = "pdagent-test-other"
-OFFLINE_API = "http://127.0.0.1:9"  # pd-send never talks to the Events API
 
 
 @pytest.fixture
-def home(agent_home, daemon_user):
-    """The `agent` fixture's installed-like layout, without the stand-in pd-send never calls."""
-    return Agent(agent_home, daemon_user, OFFLINE_API)
-
-
-@pytest.fixture(scope="session")
-def other_user():
-    """(uid, gid) of a local user who is neither root nor the daemon's user."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a third user")
-    try:
-        entry = pwd.getpwnam(OTHER_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                        "--shell", "/usr/sbin/nologin", OTHER_USER], check=True)
-        entry = pwd.getpwnam(OTHER_USER)
-    return entry.pw_uid, entry.pw_gid
+def home(offline_agent):
+    return offline_agent
 
 
 def only_entry(home):
