@@ -32,7 +32,7 @@ import threading
 import time
 
 from pdagent.event import EventError, entry_to_request
-from pdagent.sender import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE, Outcome
+from pdagent.sender import DELIVERED, FAILED, REJECTED, UNREACHABLE, Outcome
 from pdagent.spool import SpoolError, event_file_name, parse_file_name
 from pdagent.watch import open_watch
 
@@ -340,13 +340,14 @@ class Engine:
                 self.state.clear_key(routing_key)
         elif kind in (REJECTED, BAD_ENTRY):
             self._reject(name, outcome, record, now)
-        elif kind == FAILED and self._count_failure(routing_key) >= self.config.retry_limit_for_possible_errors:
-            outcome.reason += (f" ({self.config.retry_limit_for_possible_errors} failures in a row:"
-                               " moved to the error queue)")
-            self._reject(name, outcome, record, now)
-            self._back_off(routing_key, outcome, now)
-        elif kind in (THROTTLED, FAILED, UNREACHABLE):
-            heapq.heappush(record.pending, parse_file_name(name)[0])
+        elif kind != GONE:  # throttled, failed or unreachable: the key backs off
+            # Only failures that may be the event's own (5xx, timeouts) count towards the limit.
+            limit = self.config.retry_limit_for_possible_errors
+            if kind == FAILED and self._failures_in_a_row(routing_key) >= limit:
+                outcome.reason += f" ({limit} failures in a row: moved to the error queue)"
+                self._reject(name, outcome, record, now)
+            else:
+                heapq.heappush(record.pending, parse_file_name(name)[0])
             self._back_off(routing_key, outcome, now)
         self._log(name, routing_key, outcome, summary)
         self._schedule(record, now)
@@ -396,7 +397,8 @@ class Engine:
         if saved:
             saved["failures"] = 0
 
-    def _count_failure(self, routing_key):
+    def _failures_in_a_row(self, routing_key):
+        """Count one more failure of the key's oldest event; returns how many in a row."""
         saved = self.state.key(routing_key)
         saved["failures"] = saved.get("failures", 0) + 1
         self.state.dirty = True
