@@ -517,19 +517,20 @@ class EventsApiStandInHandler(BaseHTTPRequestHandler):
     def _handle_api(self, path: str) -> None:
         received_at = time.time()
         headers = dict(self.headers.items())
+        client = self.client_address[0]  # lets tests check the agent's source_address
         try:
             raw, too_large = self._read_body()
         except _FramingError as error:
             self.close_connection = True
             entry = {"path": path, "method": self.command, "status": 400, "fault": False,
-                     "body": None, "received_at": received_at, "headers": headers}
+                     "body": None, "received_at": received_at, "headers": headers, "client": client}
             self.server.state.add_request(entry)
             self._send_json(400, {"status": "error", "message": str(error)})
             return
 
         body, json_error = (None, None) if too_large else parse_json_body(raw)
         entry = {"path": path, "method": self.command, "status": None, "fault": False,
-                 "body": body, "received_at": received_at, "headers": headers}
+                 "body": body, "received_at": received_at, "headers": headers, "client": client}
         state = self.server.state
         state.add_request(entry)
 

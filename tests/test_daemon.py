@@ -413,3 +413,28 @@ def test_counters_and_back_off_survive_a_restart(agent, standin):
     assert status["keys"][ROUTING_KEY]["backed_off"] and status["keys"][ROUTING_KEY]["pending"] == 1
     time.sleep(1)
     assert len([request for request in standin.requests() if request["status"] == 429]) == 1
+
+
+# -- connection and housekeeping settings ------------------------------------------------------
+
+def test_source_address_binds_the_outgoing_connection(agent, standin):
+    agent.configure(source_address="127.0.0.2")  # any loopback address is local on Linux
+    agent.start_daemon()
+    trigger(agent, "from 127.0.0.2")
+    wait_for(lambda: summaries(standin) == ["from 127.0.0.2"], message="delivery")
+    assert {request["client"] for request in standin.requests()} == {"127.0.0.2"}
+
+
+def test_periodic_cleanup_removes_old_delivered_events_and_stale_tmp_files(agent, standin):
+    agent.configure(cleanup_interval_secs=1, cleanup_threshold_secs=1)
+    stale_tmp = agent.path("tmp", "1_killed-pd-send.tmp")
+    with open(stale_tmp, "w") as leftover:
+        leftover.write("half an ev")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale_tmp, (two_hours_ago, two_hours_ago))
+    agent.start_daemon()
+    trigger(agent, "soon cleaned up")
+    wait_for(lambda: summaries(standin) == ["soon cleaned up"], message="delivery")
+    wait_for(lambda: agent.names("suc") == [] and agent.names("tmp") == [], timeout=10,
+             message="cleanup of suc/ and tmp/")
+    assert "cleanup removed" in agent.log_text()
