@@ -17,6 +17,7 @@ such a file, and rejects anything else with the line number.
 agent's integration scripts call.
 """
 
+import math
 import os
 
 from pdagent.event import is_url
@@ -193,6 +194,8 @@ def _parse_number(path, key, text, kind, default):
         value = kind(text.strip())
     except ValueError:
         raise ConfigError(f"{path}: key '{key}' must be a number, not '{text.strip()}'") from None
+    if not math.isfinite(value):  # float() takes "nan" and "inf"
+        raise ConfigError(f"{path}: key '{key}' must be a finite number, not '{text.strip()}'")
     if value < 0:
         raise ConfigError(f"{path}: key '{key}' must not be negative, not '{text.strip()}'")
     return value

@@ -107,6 +107,15 @@ def setup_logging(main_config, foreground):
     return file_handler
 
 
+def without_credentials(url):
+    """A proxy URL fit for a log: user and password replaced."""
+    scheme, separator, rest = (url or "").partition("://")
+    authority, slash, path = rest.partition("/")
+    if separator and "@" in authority:
+        return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    return url
+
+
 def ensure_agent_id(path):
     agent_id = read_small_file(path)
     if not agent_id:
@@ -178,12 +187,14 @@ def run(main_config, foreground):
             state = DeliveryState(main_config.db_dir)
             state.start()
             spool = Spool(main_config.outqueue_dir, main_config.db_dir)
+            with spool.lock():  # creates db/queue.lock now, while db/ is known to be writable
+                pass
             engine = Engine(main_config, spool, api, state, source_host=_SourceHost(main_config.data_dir),
                             senders=main_config.send_concurrency)
             engine_box.append(engine)
             log.info("pdagentd %s started (pid %d): %s, proxy %s, TLS CAs %s, inotify on %s",
                      __version__, os.getpid(), main_config.events_api_url,
-                     api.proxy or "none", api.session.verify if api.session.verify is not True
+                     without_credentials(api.proxy) or "none", api.session.verify if api.session.verify is not True
                      else "system", spool.outqueue_dir)
 
             def on_tick():

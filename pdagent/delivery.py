@@ -51,8 +51,11 @@ def mask_key(routing_key):
 
 
 def mask_name(name):
+    """A spool file name as logs show it: the key part masked (whatever else the name holds)."""
     parsed = parse_file_name(name)
-    return event_file_name(parsed[0], mask_key(parsed[1])) if parsed else name
+    if parsed:
+        return event_file_name(parsed[0], mask_key(parsed[1]))
+    return f"<{len(name)}-character name ending {name[-4:]!r}>"
 
 
 class _Key:
@@ -86,6 +89,8 @@ class Engine:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._warned_names = set()
+        self._unmovable = set()  # bad entries that cannot be moved to err/: skipped, not retried
+        self._lock_failure_logged = False
         self._stopping = False
 
     # -- the main loop -------------------------------------------------------
@@ -174,6 +179,8 @@ class Engine:
 
     def _parse(self, name):
         """(enqueue time, routing key) of a pdq/ name the agent wrote, else None (logged once)."""
+        if name in self._unmovable:
+            return None
         parsed = parse_file_name(name)
         if parsed and event_file_name(*parsed) == name:
             return parsed
@@ -308,8 +315,16 @@ class Engine:
             except Exception as error:  # never lose the thread: the event stays queued
                 log.exception("unexpected error sending %s", mask_name(name))
                 outcome, summary = Outcome(UNREACHABLE, reason=f"internal error: {error!r}"), None
-            with self._changed, self.spool.lock():
+            with self._changed, self.spool.lock(required=False, on_failure=self._lock_failed):
                 self._handle(routing_key, name, outcome, summary, time.time())
+
+    def _lock_failed(self, error):
+        # db/ lost its lock file and cannot make another: go on unlocked (pd-queue
+        # retry then cannot run), which beats stopping delivery. Said once.
+        if not self._lock_failure_logged:
+            self._lock_failure_logged = True
+            log.error("cannot open the queue lock in %s: %s; delivering without it",
+                      self.spool.db_dir, error.strerror)
 
     def _send(self, name):
         """Read, convert and POST one event; (Outcome, (action, dedup key))."""
@@ -323,6 +338,9 @@ class Engine:
             endpoint, body = entry_to_request(entry, self.source_host())
         except EventError as error:
             return Outcome(BAD_ENTRY, reason=f"invalid event: {error}"), None
+        except Exception as error:  # an entry no check foresaw must not block its key
+            log.exception("cannot convert %s", mask_name(name))
+            return Outcome(BAD_ENTRY, reason=f"invalid event: {error!r}"), None
         action = body.get("event_action", "change")
         return self.api.post(endpoint, body), (action, body.get("dedup_key", "-"))
 
@@ -388,6 +406,13 @@ class Engine:
         except FileNotFoundError:
             return
         except OSError as error:
+            if outcome.kind == BAD_ENTRY:
+                # Not an event at all (e.g. a directory another user made, which we
+                # may not move): skip it for good rather than block the key behind it.
+                self._unmovable.add(name)
+                log.error("skipping %s in pdq/: %s, and it cannot be moved to err/: %s",
+                          mask_name(name), outcome.reason, error.strerror)
+                return
             log.error("cannot move %s to err/: %s", mask_name(name), error.strerror)
             heapq.heappush(record.pending, parse_file_name(name)[0])
             self._back_off(record.routing_key, Outcome(FAILED, reason=error.strerror), now)

@@ -190,16 +190,18 @@ def validate(endpoint, body):
     if unknown:
         problems.append(f"payload field {unknown[0]!r} is not defined by the Events API v2")
     summary = payload.get("summary")
-    if payload_required and (not isinstance(summary, str) or summary.strip() == ""):
+    if (payload_required or "summary" in payload) and (not isinstance(summary, str) or summary.strip() == ""):
         problems.append("summary (-d) must not be blank")
     elif summary is not None and len(summary) > MAX_SUMMARY_CHARS:
         problems.append(f"summary is longer than {MAX_SUMMARY_CHARS} characters")
-    if endpoint == "alert" and payload_required:
-        if not isinstance(payload.get("source"), str) or payload["source"].strip() == "":
-            problems.append("payload.source must not be blank")
-        if payload.get("severity") not in SEVERITIES:
-            problems.append(f"severity must be one of {', '.join(SEVERITIES)}")
-    for field in ("source", "component", "group", "class"):
+    if endpoint == "alert" and (payload_required or "severity" in payload) \
+            and payload.get("severity") not in SEVERITIES:
+        problems.append(f"severity must be one of {', '.join(SEVERITIES)}")
+    needs_source = endpoint == "alert" and payload_required
+    if (needs_source or "source" in payload) and \
+            (not isinstance(payload.get("source"), str) or payload["source"].strip() == ""):
+        problems.append("payload.source must not be blank")
+    for field in ("component", "group", "class"):
         if field in payload and not isinstance(payload[field], str):
             problems.append(f"payload.{field} must be a string")
     if "timestamp" in payload:

@@ -118,25 +118,40 @@ def read_agent_id(path):
 
 
 class QueueLock:
-    """The one lock the daemon and `pd-queue retry` serialise on (flock: dies with its holder)."""
+    """The one lock the daemon and `pd-queue retry` serialise on (flock: dies with its holder).
 
-    def __init__(self, db_dir):
+    With `required=False` (the daemon), a lock file that cannot be opened or
+    created (db/ made read-only and the file deleted) is reported to
+    `on_failure` and the work goes on unlocked, rather than stopping delivery.
+    """
+
+    def __init__(self, db_dir, required=True, on_failure=None):
         self.path = os.path.join(db_dir, "queue.lock")
+        self.required = required
+        self.on_failure = on_failure
         self._fd = None
 
     def __enter__(self):
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            if self.required:
+                raise SpoolError(f"cannot open the queue lock {self.path}: {error.strerror}") from None
+            if self.on_failure:
+                self.on_failure(error)
+            return self
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd = fd
         return self
 
     def __exit__(self, *exc_info):
-        os.close(self._fd)  # closing drops the flock
-        self._fd = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
 
 
 class Spool:
@@ -151,8 +166,8 @@ class Spool:
     def path(self, state, name):
         return os.path.join(self.outqueue_dir, state, name)
 
-    def lock(self):
-        return QueueLock(self.db_dir)
+    def lock(self, required=True, on_failure=None):
+        return QueueLock(self.db_dir, required, on_failure)
 
     def create_dirs(self):
         """Create the tree where missing (dev layout; packages create it with its modes)."""
@@ -250,7 +265,11 @@ class Spool:
         return counts
 
     def read_entry(self, state, name):
-        """The JSON object in a spool file; SpoolError if it is not a regular, sane file."""
+        """The JSON object in a spool file; SpoolError if it is not a regular, sane file.
+
+        The errors do not repeat the file name: it holds the routing key, and
+        the daemon logs these reasons.
+        """
         path = self.path(state, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -258,26 +277,26 @@ class Spool:
             raise  # moved away meanwhile: not a problem of the entry
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise SpoolError(f"{name}: is a symbolic link; not followed") from None
-            raise SpoolError(f"{name}: cannot open: {error.strerror}") from None
+                raise SpoolError("a symbolic link; not followed") from None
+            raise SpoolError(f"cannot open: {error.strerror}") from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise SpoolError(f"{name}: not a regular file")
+                raise SpoolError("not a regular file")
             if info.st_size > MAX_ENTRY_BYTES:
-                raise SpoolError(f"{name}: {info.st_size} bytes, over the {MAX_ENTRY_BYTES}-byte limit")
+                raise SpoolError(f"{info.st_size} bytes, over the {MAX_ENTRY_BYTES}-byte limit")
             data = os.read(fd, MAX_ENTRY_BYTES + 1)
         except OSError as error:
-            raise SpoolError(f"{name}: cannot read: {error.strerror}") from None
+            raise SpoolError(f"cannot read: {error.strerror}") from None
         finally:
             os.close(fd)
         import json
         try:
             entry = json.loads(data)
-        except ValueError:
-            raise SpoolError(f"{name}: not valid JSON") from None
+        except (ValueError, RecursionError):
+            raise SpoolError("not valid JSON") from None
         if not isinstance(entry, dict):
-            raise SpoolError(f"{name}: not a JSON object")
+            raise SpoolError("not a JSON object")
         return entry
 
     def error_reason(self, name):

@@ -90,15 +90,12 @@ def _pd_send_in_process(home, argv, stdin_text):
 
 
 # Known and reported (test_pd_send_blank_summary_on_acknowledge): drop it from here once fixed.
-KNOWN_BUGS = ("'payload.summary' must not be empty",)
-
-
-def _strict_api_problems(endpoint, body, known=KNOWN_BUGS):
+def _strict_api_problems(endpoint, body):
     """What the strict stand-in would refuse, bar the routing key's length (PagerDuty's business)."""
     check = (events_api_standin.validate_change_event if endpoint == "change"
              else events_api_standin.validate_alert_event)
     return [problem for problem in check(body)
-            if "'routing_key' must be 32" not in problem and problem not in known]
+            if "'routing_key' must be 32" not in problem]
 
 
 def _check_outcome(home, argv, code, out, err, before):
@@ -280,10 +277,6 @@ def test_pd_send_event_file_deeply_nested(agent):
     assert result.returncode == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pd-send queues an acknowledge/resolve with -d '' as "
-                   "payload.summary '' (event.validate only checks the summary of triggers and change "
-                   "events); the API refuses it with 400, so an event pd-send called processed ends "
-                   "in err/ (event.py validate / build_alert)")
 @pytest.mark.parametrize("action", ["acknowledge", "resolve"])
 def test_pd_send_blank_summary_on_acknowledge(send_home, action):
     home, _ = send_home
@@ -297,8 +290,6 @@ def test_pd_send_blank_summary_on_acknowledge(send_home, action):
     assert code == 2 or new
 
 
-BAD_VALIDATION = ("BUG: event.validate checks payload.summary/source/severity only when the payload "
-                  "is required (trigger, change); ")
 ODD_BODIES = [
     pytest.param({"event_action": "trigger", "payload": {"summary": ["a"], "source": "h",
                                                          "severity": "info"}}, id="summary-a-list"),
@@ -310,19 +301,12 @@ ODD_BODIES = [
     pytest.param({"event_action": "trigger", "links": [{"href": "https://x.example", "text": 5}],
                   "payload": {"summary": "x", "source": "h", "severity": "info"}}, id="link-text-a-number"),
     pytest.param({"event_action": "acknowledge", "dedup_key": "x", "payload": {"summary": 5}},
-                 id="acknowledge-summary-a-number", marks=pytest.mark.xfail(strict=True, reason=(
-                     BAD_VALIDATION + "a non-string summary then reaches len() and raises TypeError: "
-                     "pd-send dies with a traceback (event.py validate)"))),
+                 id="acknowledge-summary-a-number"),
     pytest.param({"event_action": "resolve", "dedup_key": "x", "payload": {"summary": ""}},
-                 id="resolve-summary-empty", marks=pytest.mark.xfail(strict=True, reason=(
-                     BAD_VALIDATION + "an empty one is queued and the API refuses it (400 -> err/)"))),
+                 id="resolve-summary-empty"),
     pytest.param({"event_action": "acknowledge", "dedup_key": "x", "payload": {"severity": "bogus"}},
-                 id="acknowledge-severity-bogus", marks=pytest.mark.xfail(strict=True, reason=(
-                     BAD_VALIDATION + "a bogus severity is queued and the API refuses it (400 -> err/)"))),
-    pytest.param({"payload": {"summary": "deployed", "source": ""}}, id="change-source-empty",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "BUG: event.validate lets an empty payload.source through (it checks only that "
-                     "it is a string); the API refuses it (400 -> err/) (event.py validate)"))),
+                 id="acknowledge-severity-bogus"),
+    pytest.param({"payload": {"summary": "deployed", "source": ""}}, id="change-source-empty"),
 ]
 
 
@@ -338,7 +322,7 @@ def test_pd_send_event_file_odd_bodies(agent, body):
     new = sorted(set(agent.names("pdq")) - before)
     if result.returncode == 0:
         endpoint, queued = fl.check_entry_file(agent.path("pdq", new[0]))
-        assert _strict_api_problems(endpoint, queued, known=()) == [], queued
+        assert _strict_api_problems(endpoint, queued) == [], queued
     else:
         assert result.returncode == 2 and new == []
 
@@ -459,10 +443,6 @@ def test_hostile_spool_entries(agent, standin):
         shutil.rmtree(other_dir, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a directory named like an event (any local user can make "
-                   "one: pdq/ is 2753) cannot be renamed into err/ by the daemon (moving a directory "
-                   "needs write access to it); the failed move puts it back at the head of its key, "
-                   "so every later event of that key is blocked for ever (delivery.py _reject)")
 def test_directory_in_pdq_does_not_block_its_key(agent, standin):
     user = fl.ensure_user(fl.SECOND_USER)
     directory = event_file_name(1, KEY_A)  # older than anything: at the head of key A
@@ -474,9 +454,6 @@ def test_directory_in_pdq_does_not_block_its_key(agent, standin):
     assert fl.where(agent, directory) in ("err", "pdq")  # moved aside, or skipped
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: event.validate raises TypeError on an acknowledge whose "
-                   "payload.summary is not a string (len() of an int); the engine retries it for ever "
-                   "as an 'internal error', blocking every later event of its key (event.py validate)")
 def test_entry_with_odd_types_does_not_block_its_key(agent, standin):
     odd = event_file_name(int(time.time() * 1e6), KEY_A)
     with open(agent.path("pdq", odd), "w") as planted:
@@ -488,9 +465,6 @@ def test_entry_with_odd_types_does_not_block_its_key(agent, standin):
              timeout=6, message="the odd entry in err/ and the next event delivered")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: json.loads raises RecursionError on deeply nested JSON; "
-                   "Spool.read_entry catches only ValueError, so the entry is retried for ever as an "
-                   "'internal error' and blocks every later event of its key (spool.py read_entry)")
 def test_deeply_nested_entry_does_not_block_its_key(agent, standin):
     nested = event_file_name(int(time.time() * 1e6), KEY_A)
     with open(agent.path("pdq", nested), "w") as planted:
@@ -517,14 +491,7 @@ BAD_VALUES = [
     ("data_dir", "relative/dir"), ("log_dir", "~/logs"), ("pid_dir", "run"),
     ("verify_tls", "false"), ("insecure", "yes"),
 ]
-BAD_VALUES_ACCEPTED = [
-    pytest.param("http_timeout_secs", "nan", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: config._parse_number accepts nan (nan < 0 and nan == 0 are false); every POST then "
-        "fails with an internal ValueError and nothing is ever delivered"))),
-    pytest.param("http_timeout_secs", "inf", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: config._parse_number accepts inf; every POST then fails with an internal "
-        "OverflowError and nothing is ever delivered"))),
-]
+NON_FINITE_VALUES = [("http_timeout_secs", "nan"), ("http_timeout_secs", "inf")]
 
 
 def _run_with_config(agent, text, name):
@@ -560,7 +527,7 @@ def _config_text(agent, key, value):
     return "[Main]\n" + "".join(f"{name} = {text}\n" for name, text in values.items())
 
 
-@pytest.mark.parametrize(("key", "value"), BAD_VALUES + BAD_VALUES_ACCEPTED)
+@pytest.mark.parametrize(("key", "value"), BAD_VALUES + NON_FINITE_VALUES)
 def test_bad_config_value(agent, key, value):
     _assert_one_clear_line(_run_with_config(agent, _config_text(agent, key, value), key), key)
 

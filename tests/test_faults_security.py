@@ -123,9 +123,6 @@ def test_no_routing_key_in_log_after_http_and_network_errors(agent, standin):
     assert "result=rejected" in logs and "result=failed" in logs and "result=unreachable" in logs
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a bad spool entry's reason starts with its file name "
-                   "(Spool.read_entry raises SpoolError(f'{name}: ...')), and the engine logs that "
-                   "reason as is: the whole routing key is in the log (delivery.py _log / _send)")
 def test_no_routing_key_in_log_after_bad_entries(agent, standin):
     keys = [routing_key(1200 + number) for number in range(3)]
     for key, content in zip(keys, (b"{not json", b"", b"[1]")):
@@ -138,9 +135,6 @@ def test_no_routing_key_in_log_after_bad_entries(agent, standin):
     _assert_no_key_in_logs(agent, keys)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a pdq/ name that is not an event name is logged whole "
-                   "('skipping ... not an event file name'); mask_name() leaves names it cannot "
-                   "parse as they are, so a key in such a name is logged whole (delivery.py _parse)")
 def test_no_routing_key_in_log_after_wrong_file_names(agent, standin):
     keys = [routing_key(1300 + number) for number in range(3)]
     for key, name in zip(keys, ("pdq_{}.txt", "{}.txt", "1_{}.txt.tmp")):
@@ -152,8 +146,6 @@ def test_no_routing_key_in_log_after_wrong_file_names(agent, standin):
     _assert_no_key_in_logs(agent, keys)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the start-up line logs proxy_url whole, credentials "
-                   "included ('proxy http://user:password@host:port'; daemon.py run, api.proxy)")
 def test_proxy_password_not_in_log(agent, standin, tmp_path):
     proxy = fl.Tinyproxy(str(tmp_path), auth=("pdagent", "Pr0xyPassw0rd"))
     try:
