@@ -13,7 +13,9 @@ the benchmarks (bench/), so all three run the agent the same way:
 import json
 import os
 import pwd
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -125,13 +127,7 @@ class StandIn:
         return self._call("POST", "/_control/reset", {})
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 
@@ -300,3 +296,64 @@ def _alive(pid):
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def stop_process(process, grace_secs=5):
+    """SIGTERM, then SIGKILL if it is still there after `grace_secs`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_secs)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- a real HTTP proxy ------------------------------------------------------------------------
+
+def closed_port():
+    """A loopback port nobody listens on (just freed by us)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Tinyproxy:
+    """tinyproxy on 127.0.0.1 in the foreground, optionally wanting Basic credentials (407)."""
+
+    def __init__(self, workdir, port=None, auth=None):
+        if shutil.which("tinyproxy") is None:
+            import pytest
+            pytest.skip("tinyproxy is not installed (make test installs it)")
+        self.port = port or closed_port()
+        self.log_path = os.path.join(workdir, f"tinyproxy-{self.port}.log")
+        config_path = os.path.join(workdir, f"tinyproxy-{self.port}.conf")
+        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 30",
+                 f'LogFile "{self.log_path}"', "LogLevel Info", "MaxClients 50",
+                 "Allow 127.0.0.1", "DisableViaHeader Yes"]
+        if auth:
+            lines.append(f"BasicAuth {auth[0]} {auth[1]}")
+        with open(config_path, "w") as config_file:
+            config_file.write("\n".join(lines) + "\n")
+        self._output = open(os.path.join(workdir, f"tinyproxy-{self.port}.out"), "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(["tinyproxy", "-d", "-c", config_path],
+                                        stdout=self._output, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(self.port), message="tinyproxy to listen")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as log_file:
+            return log_file.read()
+
+    def stop(self):
+        stop_process(self.process)
+        self._output.close()

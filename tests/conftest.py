@@ -22,6 +22,7 @@ from harness import (  # noqa: F401  (re-exported for the test modules)
     ROUTING_KEY,
     Agent,
     StandIn,
+    Tinyproxy,
     as_user,
     command,
     ensure_daemon_user,

@@ -10,20 +10,21 @@ import contextlib
 import datetime
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 
-from harness import (  # noqa: F401  (ensure_user: for the test modules)
+from harness import (  # noqa: F401  (ensure_user, Tinyproxy, closed_port: for the test modules)
     OTHER_USER,
+    Tinyproxy,
     as_user,
+    closed_port,
     command,
     ensure_daemon_user,
     ensure_user,
+    port_open,
     wait_for,
 )
 
@@ -195,59 +196,6 @@ def log_attempts(agent, name, kinds=("failed", "unreachable", "throttled")):
 
 
 # -- network ---------------------------------------------------------------------------
-
-def closed_port():
-    """A loopback port nobody listens on (just freed by us)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_open(port):
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Tinyproxy:
-    """tinyproxy on 127.0.0.1 in the foreground, optionally wanting Basic credentials (407)."""
-
-    def __init__(self, workdir, port=None, auth=None):
-        if shutil.which("tinyproxy") is None:
-            import pytest
-            pytest.skip("tinyproxy is not installed (make test installs it)")
-        self.port = port or closed_port()
-        self.log_path = os.path.join(workdir, f"tinyproxy-{self.port}.log")
-        config_path = os.path.join(workdir, f"tinyproxy-{self.port}.conf")
-        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 30",
-                 f'LogFile "{self.log_path}"', "LogLevel Info", "MaxClients 50",
-                 "Allow 127.0.0.1", "DisableViaHeader Yes"]
-        if auth:
-            lines.append(f"BasicAuth {auth[0]} {auth[1]}")
-        with open(config_path, "w") as config_file:
-            config_file.write("\n".join(lines) + "\n")
-        self._output = open(os.path.join(workdir, f"tinyproxy-{self.port}.out"), "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(["tinyproxy", "-d", "-c", config_path],
-                                        stdout=self._output, stderr=subprocess.STDOUT)
-        wait_for(lambda: port_open(self.port), message="tinyproxy to listen")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_text(self):
-        return read_text(self.log_path)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._output.close()
-
 
 class ProxyWanting407:
     """A loopback "proxy" that reads each request whole and answers 407 (keep-alive kept).

@@ -9,7 +9,6 @@ SIGTERM in time, legacy v1 entries delivered as v2, state across restarts.
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import ROUTING_KEY, as_user, command, routing_key, wait_for
+from conftest import ROUTING_KEY, Tinyproxy, as_user, command, routing_key, wait_for
 
 from pdagent import __version__
 
@@ -225,55 +224,29 @@ def test_tls_verification_failure_is_loud_and_never_errs(agent, tls_standin):
 
 @pytest.fixture
 def tinyproxy(agent_home):
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not os.path.exists(binary):
-        pytest.skip("tinyproxy is not installed (make test installs it)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    directory = os.path.join(agent_home, "tinyproxy")
-    os.makedirs(directory)
-    os.chmod(directory, 0o777)
-    log_file = os.path.join(directory, "tinyproxy.log")
-    config = os.path.join(directory, "tinyproxy.conf")
-    with open(config, "w") as config_file:
-        config_file.write(f"Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{log_file}\"\n"
-                          f"LogLevel Info\nPidFile \"{directory}/tinyproxy.pid\"\nMaxClients 10\n"
-                          "Allow 127.0.0.1\n")  # no ConnectPort line: CONNECT to any port
-    process = subprocess.Popen([binary, "-d", "-c", config], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    wait_for(lambda: _port_open(port), message="tinyproxy to listen")
-    yield f"http://127.0.0.1:{port}", log_file
-    process.terminate()
-    process.wait(10)
+    proxy = Tinyproxy(agent_home)
+    yield proxy
+    proxy.stop()
 
 
-def _port_open(port):
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _proxied(log_file, port):
-    with open(log_file, errors="replace") as log:
-        return re.search(rf"127\.0\.0\.1:{port}", log.read())
+def _proxied(proxy, port):
+    return re.search(rf"127\.0\.0\.1:{port}", proxy.log_text())
 
 
 def test_delivery_through_a_proxy_from_the_config(agent, standin, tinyproxy):
-    proxy_url, proxy_log = tinyproxy
-    agent.configure(proxy_url=proxy_url)
+    agent.configure(proxy_url=tinyproxy.url)
     agent.start_daemon()
     trigger(agent, "via proxy_url")
     wait_for(lambda: summaries(standin) == ["via proxy_url"], message="delivery through the proxy")
-    assert _proxied(proxy_log, standin.port), "the proxy's own log shows no request to the stand-in"
+    assert _proxied(tinyproxy, standin.port), "the proxy's own log shows no request to the stand-in"
 
 
 def test_delivery_through_a_proxy_from_the_environment(agent, tls_standin, test_ca, tinyproxy):
-    proxy_url, proxy_log = tinyproxy
     agent.configure(events_api_url=tls_standin.url, ca_bundle=test_ca[2])
-    agent.start_daemon(env=agent.env(HTTPS_PROXY=proxy_url))
+    agent.start_daemon(env=agent.env(HTTPS_PROXY=tinyproxy.url))
     trigger(agent, "via HTTPS_PROXY")
     wait_for(lambda: summaries(tls_standin) == ["via HTTPS_PROXY"], message="delivery via the env proxy")
-    assert _proxied(proxy_log, tls_standin.port), "the proxy's log shows no CONNECT to the stand-in"
+    assert _proxied(tinyproxy, tls_standin.port), "the proxy's log shows no CONNECT to the stand-in"
 
 
 def test_no_proxy_bypasses_the_environment_proxy(agent, standin):
