@@ -197,9 +197,10 @@ def validate(endpoint, body):
     if endpoint == "alert" and (payload_required or "severity" in payload) \
             and payload.get("severity") not in SEVERITIES:
         problems.append(f"severity must be one of {', '.join(SEVERITIES)}")
-    needs_source = endpoint == "alert" and payload_required
-    if (needs_source or "source" in payload) and \
-            (not isinstance(payload.get("source"), str) or payload["source"].strip() == ""):
+    source = payload.get("source")
+    if "source" in payload and not isinstance(source, str):
+        problems.append("payload.source must be a string")
+    elif (endpoint == "alert" and payload_required or "source" in payload) and not (source or "").strip():
         problems.append("payload.source must not be blank")
     for field in ("component", "group", "class"):
         if field in payload and not isinstance(payload[field], str):
