@@ -24,6 +24,7 @@ from harness import (  # noqa: F401  (re-exported for the test modules)
     StandIn,
     Tinyproxy,
     as_user,
+    assert_usage_error,
     command,
     ensure_daemon_user,
     ensure_user,

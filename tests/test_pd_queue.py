@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, command, routing_key
+from conftest import as_user, assert_usage_error, command, routing_key
 
 from pdagent.spool import Spool
 
@@ -41,17 +41,6 @@ def put_reason(home, name, reason):
     os.makedirs(errors, exist_ok=True)
     with open(os.path.join(errors, name + ".json"), "w") as handle:
         json.dump({"reason": reason, "at": "2026-11-23T16:41:00Z"}, handle)
-
-
-def assert_usage_error(result, phrase):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert lines[0].startswith("usage: pd-queue")
-    assert lines[-1].startswith("pd-queue") and ": error: " in lines[-1]
-    assert sum(": error: " in line for line in lines) == 1
-    assert phrase in lines[-1], lines[-1]
 
 
 def snapshot(top):
@@ -199,7 +188,7 @@ def test_retry_one_key_then_all(home):
 @pytest.mark.parametrize("argv", [["retry"], ["retry", "-a", "-k", "key1"]], ids=["neither", "both"])
 def test_retry_needs_exactly_one_of_k_and_a(home, argv):
     name = put(home, "err", T0 * 10**6, "key1", trigger("key1", "a", "x"))
-    assert_usage_error(home.queue(*argv), "-k")
+    assert_usage_error(home.queue(*argv), "pd-queue", "-k")
     assert home.names("err") == [name] and home.names("pdq") == []
 
 
@@ -208,7 +197,7 @@ def test_retry_needs_exactly_one_of_k_and_a(home, argv):
     (["list", "--state", "lost"], "invalid choice"),
 ])
 def test_usage_errors(home, argv, phrase):
-    assert_usage_error(home.queue(*argv), phrase)
+    assert_usage_error(home.queue(*argv), "pd-queue", phrase)
 
 
 def test_retry_of_a_key_leaves_keys_ending_with_it_alone(home):
@@ -361,14 +350,14 @@ def test_status_and_list_need_no_write_access(home, other_user):
     assert snapshot(copy_base) == before
     # retry does need write access, and says so in one line.
     result = home.queue("retry", "-a", user=other_user, env=env)
-    assert_usage_error(result, "Permission denied")
+    assert_usage_error(result, "pd-queue", "Permission denied")
     assert snapshot(copy_base) == before
 
 
 @pytest.mark.parametrize("argv", [["status"], ["list"], ["list", "--state", "error"]])
 def test_an_outsider_cannot_look_into_the_spool(home, other_user, argv):
     build_known_spool(home)
-    assert_usage_error(home.queue(*argv, user=other_user), "Permission denied")
+    assert_usage_error(home.queue(*argv, user=other_user), "pd-queue", "Permission denied")
 
 
 def test_an_outsider_cannot_see_the_json_status_either(home, other_user):

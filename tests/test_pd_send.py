@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, command, routing_key
+from conftest import as_user, assert_usage_error, command, routing_key
 
 from pdagent.event import entry_to_request, validate
 from pdagent.spool import parse_file_name
@@ -37,19 +37,6 @@ def assert_succeeded(result, dedup_key=None):
         assert result.stdout == "Event processed.\n"
     else:
         assert result.stdout == f"Event processed. Incident Key: {dedup_key}\n"
-
-
-def assert_usage_error(result, phrase):
-    """Exit 2; stderr: the (possibly wrapped) usage line, then ONE error line."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert lines[0].startswith("usage: pd-send ")
-    assert all(line.startswith("  ") for line in lines[1:-1]), result.stderr  # usage continued
-    assert lines[-1].startswith("pd-send: error: ")
-    assert phrase in lines[-1], lines[-1]
-    return lines[-1]
 
 
 def assert_well_formed(entry, endpoint):
@@ -488,7 +475,7 @@ def test_bad_input(home, argv, phrase, files):
         with open(os.path.join(home.base, name), mode) as handle:
             handle.write(content if isinstance(content, (str, bytes)) else json.dumps(content))
     argv = [arg.replace("{home}", home.base) for arg in argv]
-    assert_usage_error(home.send(*argv), phrase.replace("{home}", home.base))
+    assert_usage_error(home.send(*argv), "pd-send", phrase.replace("{home}", home.base))
     assert home.names("pdq") == [] and home.names("tmp") == []
 
 
@@ -507,7 +494,7 @@ def test_options_the_event_cannot_carry_are_refused(home, argv):
         json.dump(EVENT_FILE_TRIGGER, handle)
     result = home.send(*[arg.replace("{home}", home.base) for arg in argv])
     assert home.names("pdq") == [] and home.names("tmp") == []
-    assert_usage_error(result, "")
+    assert_usage_error(result, "pd-send", "")
 
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -533,7 +520,7 @@ def test_bad_input_without_a_traceback(home, argv, content):
             handle.write(content)
     result = home.send(*[arg.replace("{home}", home.base) for arg in argv])
     assert home.names("pdq") == [] and home.names("tmp") == []
-    assert_usage_error(result, "")
+    assert_usage_error(result, "pd-send", "")
 
 
 # (id, config text or None for a missing file, key the error must name)
@@ -555,7 +542,7 @@ def test_bad_config(home, text, key):
         with open(path, "w") as config_file:
             config_file.write(text.replace("{data}", home.data_dir))
     result = home.send("-k", KEY, "-t", "trigger", "-d", "x", env=home.env(PDAGENT_CONFIG=path))
-    line = assert_usage_error(result, path)
+    line = assert_usage_error(result, "pd-send", path)
     if key:
         assert key in line
     else:
