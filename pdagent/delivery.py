@@ -364,9 +364,9 @@ class Engine:
             if kind == FAILED and self._failures_in_a_row(routing_key) >= limit:
                 outcome.reason += f" ({limit} failures in a row: moved to the error queue)"
                 self._reject(name, outcome, record, now)
+                self._back_off(routing_key, outcome, now)
             else:
-                heapq.heappush(record.pending, parse_file_name(name)[0])
-            self._back_off(routing_key, outcome, now)
+                self._send_later(record, name, outcome, now)
         self._log(name, routing_key, outcome, summary)
         self._schedule(record, now)
         if record.status == READY:
@@ -393,11 +393,19 @@ class Engine:
             return False  # moved away meanwhile (by hand)
         except OSError as error:
             # Delivered but not moved: it stays pending and may be sent again
-            # later (at least once); back the key off rather than spin on it.
-            log.error("cannot move %s to %s/: %s", mask_name(name), to_state, error.strerror)
-            heapq.heappush(record.pending, parse_file_name(name)[0])
-            self._back_off(record.routing_key, Outcome(FAILED, reason=error.strerror), now)
+            # later (at least once).
+            self._cannot_move(record, name, to_state, error, now)
             return False
+
+    def _cannot_move(self, record, name, to_state, error, now):
+        """A move out of pdq/ failed: keep the event and back the key off rather than spin on it."""
+        log.error("cannot move %s to %s/: %s", mask_name(name), to_state, error.strerror)
+        self._send_later(record, name, Outcome(FAILED, reason=error.strerror), now)
+
+    def _send_later(self, record, name, outcome, now):
+        """Put the event back at the head of its key, and back the key off."""
+        heapq.heappush(record.pending, parse_file_name(name)[0])
+        self._back_off(record.routing_key, outcome, now)
 
     def _reject(self, name, outcome, record, now):
         reason = {"status": outcome.status, "reason": outcome.reason, "kind": outcome.kind}
@@ -413,9 +421,7 @@ class Engine:
                 log.error("skipping %s in pdq/: %s, and it cannot be moved to err/: %s",
                           mask_name(name), outcome.reason, error.strerror)
                 return
-            log.error("cannot move %s to err/: %s", mask_name(name), error.strerror)
-            heapq.heappush(record.pending, parse_file_name(name)[0])
-            self._back_off(record.routing_key, Outcome(FAILED, reason=error.strerror), now)
+            self._cannot_move(record, name, "err", error, now)
             return
         self.state.count("failed")
         saved = self.state.keys.get(record.routing_key)
