@@ -144,16 +144,6 @@ ALERT_PROBLEMS = [
 ]
 
 
-@pytest.mark.parametrize("path, value, expected", ALERT_PROBLEMS,
-                         ids=[f"{'.'.join(p)}={v if v is not DELETE else 'missing'!r:.30}"
-                              for p, v, _ in ALERT_PROBLEMS])
-def test_alert_rule(path, value, expected):
-    problems = ev.validate("alert", edited(full_trigger(), path, value))
-    assert len(problems) == 1, problems
-    assert expected in problems[0]
-    assert "\n" not in problems[0]
-
-
 def test_summary_of_exactly_1024_characters_and_dedup_key_of_255_are_fine():
     body = edited(full_trigger(), ("payload", "summary"), "s" * 1024)
     body["dedup_key"] = "d" * 255
@@ -203,13 +193,19 @@ CHANGE_PROBLEMS = [
 ]
 
 
-@pytest.mark.parametrize("path, value, expected", CHANGE_PROBLEMS,
-                         ids=[f"{'.'.join(p)}={v if v is not DELETE else 'missing'!r:.30}"
-                              for p, v, _ in CHANGE_PROBLEMS])
-def test_change_rule(path, value, expected):
-    problems = ev.validate("change", edited(full_change(), path, value))
+RULES = ([("alert", full_trigger, *rule) for rule in ALERT_PROBLEMS]
+         + [("change", full_change, *rule) for rule in CHANGE_PROBLEMS])
+
+
+@pytest.mark.parametrize("endpoint, valid_body, path, value, expected", RULES,
+                         ids=[f"{e}:{'.'.join(p)}={v if v is not DELETE else 'missing'!r:.30}"
+                              for e, _, p, v, _ in RULES])
+def test_validation_rule(endpoint, valid_body, path, value, expected):
+    """One thing wrong with an otherwise valid body: exactly one problem, on one line."""
+    problems = ev.validate(endpoint, edited(valid_body(), path, value))
     assert len(problems) == 1, problems
     assert expected in problems[0]
+    assert "\n" not in problems[0]
 
 
 def test_change_needs_no_source_or_severity():
