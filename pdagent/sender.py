@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from pdagent import __version__
-from pdagent.event import ENDPOINT_PATHS
+from pdagent.event import ENDPOINT_PATHS, is_ascii_digits
 
 DELIVERED, REJECTED, THROTTLED, FAILED, UNREACHABLE = (
     "delivered", "rejected", "throttled", "failed", "unreachable")
@@ -49,19 +49,25 @@ class Outcome:
 
 
 def parse_retry_after(value, now=None):
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None.
+
+    Whatever the header holds (it may come from any proxy on the way), this
+    returns a number or None and never raises: delta-seconds are ASCII digits
+    only (int() would also read '٣'), a date that email.utils cannot turn into
+    a moment is no date.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if is_ascii_digits(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when is None:
+            return None
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def classify_response(status, text, retry_after_header):
