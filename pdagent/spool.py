@@ -17,7 +17,13 @@ Invariants, which everything else relies on:
   holding the queue lock (flock on db/queue.lock), which the kernel drops
   when a process dies, so no lock is ever left behind.
 - Enqueueing takes no lock and never reads pdq/: any local user can drop an
-  event into a directory they cannot list (mode 2753, group pdagent).
+  event into a directory they cannot list (mode 3753, group pdagent). The
+  sticky bit means only a file's owner and the daemon (the directory's
+  owner) may remove or replace it: no user can take another's event away.
+- Other users may put anything in pdq/, so no name is trusted: only names
+  in the agent's own format (`parse_file_name`) are events; every other name
+  is skipped, and a file whose body names another routing key than its file
+  name is a bad entry (delivery.py moves it to err/).
 - Readers (pd-queue status/list) only list and read; they write nothing.
 
 pd-send imports this module to write; the reading side imports `json` where
@@ -30,7 +36,7 @@ import os
 import stat
 import time
 
-from pdagent.event import check_routing_key
+from pdagent.event import EventError, check_routing_key
 
 QUEUE_STATES = ("pdq", "suc", "err")
 ENTRY_MODE = 0o640
@@ -44,17 +50,40 @@ class SpoolError(Exception):
     """The spool could not be written or read; the message is one line."""
 
 
+# At most 17 digits: microseconds until the year 5138, well inside what
+# time.gmtime() can show. Today's stamps have 16.
+MAX_STAMP_DIGITS = 17
+_ASCII_DIGITS = "0123456789"
+
+
 def event_file_name(enqueue_time_us, routing_key):
     return f"{enqueue_time_us}_{routing_key}{_NAME_SUFFIX}"
 
 
+def is_event_key(routing_key):
+    """True if `routing_key` may stand in an event file name: what check_routing_key
+    allows, less anything that is not printable (control, format and separator
+    characters, lone surrogates from undecodable bytes), so no name a log line
+    or a terminal shows can carry an escape sequence or a line break."""
+    return (routing_key != "" and routing_key.isprintable() and " " not in routing_key
+            and "/" not in routing_key and len(routing_key.encode("utf-8")) <= 200)
+
+
 def parse_file_name(name):
-    """(enqueue time in microseconds, routing key) of an event file name, or None."""
+    """(enqueue time in microseconds, routing key) of a name in the agent's own format, else None.
+
+    The format is <1 to 17 ASCII digits, no leading zero>_<key>.txt, with a key
+    `is_event_key` accepts; the name is exactly `event_file_name` of the result.
+    `str.isdigit()` is not used: it accepts digits (e.g. "²") that int() refuses.
+    """
     stamp, underscore, rest = name.partition("_")
-    if not underscore or not stamp.isdigit() or not rest.endswith(_NAME_SUFFIX) \
-            or len(rest) == len(_NAME_SUFFIX):
+    if not underscore or not 0 < len(stamp) <= MAX_STAMP_DIGITS or stamp[0] == "0" \
+            or stamp.strip(_ASCII_DIGITS) or not rest.endswith(_NAME_SUFFIX):
         return None
-    return int(stamp), rest[:-len(_NAME_SUFFIX)]
+    routing_key = rest[:-len(_NAME_SUFFIX)]
+    if not is_event_key(routing_key):
+        return None
+    return int(stamp), routing_key
 
 
 def _name_of_key(name, routing_key):
@@ -104,12 +133,40 @@ def write_file_atomically(path, data, mode=0o644):
     fsync_directory(os.path.dirname(path) or ".")
 
 
-def read_small_file(path, limit=4096):
-    """The stripped text of a small file, or None if it is missing or unreadable."""
+def read_regular_file(path, limit):
+    """The bytes of `path`; SpoolError (one line, no path) if it is a link, not a regular file or over `limit` bytes.
+
+    It never follows a link nor waits on a FIFO: every directory it reads is
+    writable by others than the reader (pdq/ by any user, the rest by the
+    daemon's account, which root's tools must not trust). A missing file
+    raises FileNotFoundError.
+    """
     try:
-        with open(path, "rb") as small_file:
-            return small_file.read(limit).decode("utf-8", "replace").strip() or None
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SpoolError("a symbolic link; not followed") from None
+        raise SpoolError(f"cannot open: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpoolError("not a regular file")
+        if info.st_size > limit:
+            raise SpoolError(f"{info.st_size} bytes, over the {limit}-byte limit")
+        return os.read(fd, limit + 1)
+    except OSError as error:
+        raise SpoolError(f"cannot read: {error.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read_small_file(path, limit=4096):
+    """The stripped text of a small regular file, or None if it is missing, unreadable or not one."""
+    try:
+        return read_regular_file(path, limit).decode("utf-8", "replace").strip() or None
+    except (OSError, SpoolError):
         return None
 
 
@@ -132,12 +189,15 @@ class QueueLock:
         self._fd = None
 
     def __enter__(self):
+        # O_NOFOLLOW: db/ belongs to the daemon's account; whoever else takes the
+        # lock (root running pd-queue) must not open or create through its links.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
-                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(self.path, flags)
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(self.path, flags | os.O_CREAT, 0o644)
         except OSError as error:
             if self.required:
                 raise SpoolError(f"cannot open the queue lock {self.path}: {error.strerror}") from None
@@ -179,6 +239,8 @@ class Spool:
     def enqueue(self, routing_key, data, now=None):
         """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name."""
         check_routing_key(routing_key)
+        if not is_event_key(routing_key):
+            raise EventError("routing key must not contain control or other non-printable characters")
         enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
         tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
         pdq_dir = os.path.join(self.outqueue_dir, "pdq")
@@ -246,11 +308,12 @@ class Spool:
 
         pd-queue status counts 100,000 pending events with this, so the
         per-name work runs in C: one regex over the joined listing, tallied by
-        Counter (a Python loop over the names takes several times longer).
+        Counter (a Python loop over the names takes several times longer). The
+        regex is parse_file_name's format; the key rule is applied per key.
         """
         import collections
         import re
-        event_key = re.compile(r"^\d+_(.+)\.txt$", re.MULTILINE)
+        event_key = re.compile(rf"^[1-9][0-9]{{0,{MAX_STAMP_DIGITS - 1}}}_(.+)\.txt$", re.MULTILINE)
         counts = {}
         for state in QUEUE_STATES:
             listing = self._listing(state)
@@ -260,7 +323,7 @@ class Spool:
             else:  # a name with a newline in it: count name by name
                 tally = collections.Counter(parsed[1] for parsed in map(parse_file_name, listing) if parsed)
             for key, count in tally.items():
-                if routing_key is None or key == routing_key:
+                if (routing_key is None or key == routing_key) and is_event_key(key):
                     counts.setdefault(key, dict.fromkeys(QUEUE_STATES, 0))[state] = count
         return counts
 
@@ -270,26 +333,7 @@ class Spool:
         The errors do not repeat the file name: it holds the routing key, and
         the daemon logs these reasons.
         """
-        path = self.path(state, name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise  # moved away meanwhile: not a problem of the entry
-        except OSError as error:
-            if error.errno == errno.ELOOP:
-                raise SpoolError("a symbolic link; not followed") from None
-            raise SpoolError(f"cannot open: {error.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise SpoolError("not a regular file")
-            if info.st_size > MAX_ENTRY_BYTES:
-                raise SpoolError(f"{info.st_size} bytes, over the {MAX_ENTRY_BYTES}-byte limit")
-            data = os.read(fd, MAX_ENTRY_BYTES + 1)
-        except OSError as error:
-            raise SpoolError(f"cannot read: {error.strerror}") from None
-        finally:
-            os.close(fd)
+        data = read_regular_file(self.path(state, name), MAX_ENTRY_BYTES)
         import json
         try:
             entry = json.loads(data)
@@ -300,12 +344,13 @@ class Spool:
         return entry
 
     def error_reason(self, name):
+        """What `reject` recorded of an err/ event (a dict), or None."""
         import json
         try:
-            with open(os.path.join(self.errors_dir, name + ".json"), "rb") as reason_file:
-                return json.load(reason_file)
-        except (OSError, ValueError):
+            reason = json.loads(read_regular_file(os.path.join(self.errors_dir, name + ".json"), 64 * 1024))
+        except (OSError, SpoolError, ValueError, RecursionError):
             return None
+        return reason if isinstance(reason, dict) else None
 
     # -- moving (callers hold the queue lock) ------------------------------
 

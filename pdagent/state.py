@@ -15,9 +15,10 @@ import logging
 import os
 import time
 
-from pdagent.spool import write_file_atomically
+from pdagent.spool import SpoolError, read_regular_file, write_file_atomically
 
 STATE_FILE = "state.json"
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,10 @@ log = logging.getLogger(__name__)
 def read_state(db_dir, warn=None):
     """The saved state, or an empty one when there is none (or it cannot be read: `warn` hears why)."""
     try:
-        with open(os.path.join(db_dir, STATE_FILE), "rb") as state_file:
-            state = json.load(state_file)
+        state = json.loads(read_regular_file(os.path.join(db_dir, STATE_FILE), MAX_STATE_BYTES))
     except FileNotFoundError:
         state = {}
-    except (OSError, ValueError) as error:
+    except (OSError, SpoolError, ValueError, RecursionError) as error:
         if warn:
             warn(f"ignoring unreadable {STATE_FILE}: {error}")
         state = {}
@@ -37,10 +37,15 @@ def read_state(db_dir, warn=None):
         state = {}
     counters = state.get("counters") if isinstance(state.get("counters"), dict) else {}
     keys = state.get("keys") if isinstance(state.get("keys"), dict) else {}
-    return {"counters": {"delivered": int(counters.get("delivered", 0)),
-                         "failed": int(counters.get("failed", 0)),
+    return {"counters": {"delivered": _count(counters.get("delivered")),
+                         "failed": _count(counters.get("failed")),
                          "started_on": counters.get("started_on")},
             "keys": {key: value for key, value in keys.items() if isinstance(value, dict)}}
+
+
+def _count(value):
+    """A saved counter, or 0 if what is saved is not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class DeliveryState:

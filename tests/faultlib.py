@@ -308,8 +308,8 @@ def unverified_control(standin):
 
 # -- a small filesystem for the spool ---------------------------------------------------------
 
-DATA_LAYOUT = [("", 0o755), ("outqueue", 0o755), ("db", 0o750), ("outqueue/tmp", 0o2753),
-               ("outqueue/pdq", 0o2753), ("outqueue/suc", 0o2750), ("outqueue/err", 0o2750)]
+DATA_LAYOUT = [("", 0o755), ("outqueue", 0o755), ("db", 0o750), ("outqueue/tmp", 0o3753),
+               ("outqueue/pdq", 0o3753), ("outqueue/suc", 0o2750), ("outqueue/err", 0o2750)]
 
 
 @contextlib.contextmanager
