@@ -178,11 +178,16 @@ class Engine:
     # -- the index of pending events -------------------------------------------
 
     def _parse(self, name):
-        """(enqueue time, routing key) of a pdq/ name the agent wrote, else None (logged once)."""
+        """(enqueue time, routing key) of a pdq/ name in the agent's format, else None (logged once).
+
+        Any local user may create names in pdq/: parse_file_name takes any
+        string without raising (tests/test_spool_names.py proves it), so no
+        name can stop the rescan or the inotify path.
+        """
         if name in self._unmovable:
             return None
         parsed = parse_file_name(name)
-        if parsed and event_file_name(*parsed) == name:
+        if parsed:
             return parsed
         if name not in self._warned_names and len(self._warned_names) < 10000:
             self._warned_names.add(name)
@@ -311,7 +316,7 @@ class Engine:
             routing_key, enqueue_time = job
             name = event_file_name(enqueue_time, routing_key)
             try:
-                outcome, summary = self._send(name)
+                outcome, summary = self._send(name, routing_key)
             except Exception as error:  # never lose the thread: the event stays queued
                 log.exception("unexpected error sending %s", mask_name(name))
                 outcome, summary = Outcome(UNREACHABLE, reason=f"internal error: {error!r}"), None
@@ -326,8 +331,8 @@ class Engine:
             log.error("cannot open the queue lock in %s: %s; delivering without it",
                       self.spool.db_dir, error.strerror)
 
-    def _send(self, name):
-        """Read, convert and POST one event; (Outcome, (action, dedup key))."""
+    def _send(self, name, routing_key):
+        """Read, convert and POST one event of `routing_key`; (Outcome, (action, dedup key))."""
         try:
             entry = self.spool.read_entry("pdq", name)
         except FileNotFoundError:
@@ -342,7 +347,13 @@ class Engine:
             log.exception("cannot convert %s", mask_name(name))
             return Outcome(BAD_ENTRY, reason=f"invalid event: {error!r}"), None
         action = body.get("event_action", "change")
-        return self.api.post(endpoint, body), (action, body.get("dedup_key", "-"))
+        summary = (action, body.get("dedup_key", "-"))
+        if body["routing_key"] != routing_key:
+            # Sent under the body's key, a file could take the name's place in line
+            # and hold up that key's events (a throttled key never ends): refused.
+            return Outcome(BAD_ENTRY, reason="the routing key in the event differs from the one "
+                                             "in its file name"), summary
+        return self.api.post(endpoint, body), summary
 
     # -- answers -------------------------------------------------------------
 
