@@ -21,6 +21,7 @@ import uuid
 
 from pdagent import __version__
 from pdagent.enqueue import SOURCE_HOST_FILE
+from pdagent.escape import escape_controls
 from pdagent.spool import QUEUE_STATES, Spool, read_small_file, write_file_atomically
 
 log = logging.getLogger("pdagent.daemon")
@@ -62,11 +63,16 @@ def _user_name():
 
 
 def _is_pdagentd(pid):
+    """True if process `pid` is a pdagentd of this user (not any process that mentions the name)."""
     try:
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return False
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"pdagentd" in cmdline.read()
+            arguments = cmdline.read().split(b"\0")
     except OSError:
         return False
+    # The launcher itself, or the interpreter running it: "/usr/bin/python3 -s /usr/bin/pdagentd".
+    return any(os.path.basename(argument) == b"pdagentd" for argument in arguments[:3])
 
 
 def claim_pid_file(path):
@@ -92,8 +98,26 @@ class _ReopenableLog(logging.handlers.RotatingFileHandler):
             self.release()
 
 
+class EscapingFormatter(logging.Formatter):
+    """Log lines with every control character escaped, whoever chose the text (see escape.py).
+
+    The message and each line of a traceback are escaped on their own, so a
+    traceback still takes several lines but none of them carries a raw control.
+    """
+
+    def formatMessage(self, record):
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, exc_info):
+        return "\n".join(map(escape_controls, super().formatException(exc_info).split("\n")))
+
+    def formatStack(self, stack_info):
+        return "\n".join(map(escape_controls, stack_info.split("\n")))
+
+
 def setup_logging(main_config, foreground):
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    formatter = EscapingFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     file_handler = _ReopenableLog(main_config.log_file, maxBytes=LOG_MAX_BYTES,
                                   backupCount=LOG_BACKUPS)
     file_handler.setFormatter(formatter)

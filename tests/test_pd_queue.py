@@ -39,6 +39,8 @@ def put(home, state, stamp_us, key, entry):
 def put_reason(home, name, reason):
     errors = os.path.join(home.data_dir, "db", "errors")
     os.makedirs(errors, exist_ok=True)
+    if os.geteuid() == 0:  # the daemon makes it: its user owns it
+        os.chown(errors, home.uid, home.gid)
     with open(os.path.join(errors, name + ".json"), "w") as handle:
         json.dump({"reason": reason, "at": "2026-11-23T16:41:00Z"}, handle)
 

@@ -2,6 +2,12 @@
 
 status and list only read the spool; retry moves err/ events back to pdq/
 under the queue lock the daemon also takes.
+
+The daemon's account owns the tree and may plant links anywhere in it, so
+root never writes there as root: `retry` run by root first becomes the user
+that owns the data directory. Readers open nothing through a link (event
+files, error reasons, the state), and text from the files is shown with its
+control characters escaped.
 """
 
 import argparse
@@ -11,6 +17,7 @@ import sys
 import time
 
 from pdagent.config import ConfigError, load_main_config
+from pdagent.escape import escape_controls
 from pdagent.spool import QUEUE_STATES, Spool, SpoolError, parse_file_name
 from pdagent.state import read_state
 
@@ -83,7 +90,7 @@ def _iso(epoch_seconds):
 
 
 def _one_line(text):
-    return " ".join(str(text).split())
+    return escape_controls(" ".join(str(text).split()))
 
 
 def list_lines(spool, state, routing_key=None):
@@ -107,6 +114,35 @@ def list_lines(spool, state, routing_key=None):
         yield line
 
 
+def become_spool_owner(data_dir):
+    """As root, switch to the user owning `data_dir` (uid, group and groups); otherwise do nothing.
+
+    A data directory owned by root (a checkout used as root), or none yet,
+    leaves us root. `data_dir` itself is root's choice (its parent is root's),
+    so it is followed if it is a link; nothing below it is.
+    """
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = os.stat(data_dir)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise SpoolError(f"cannot look at {data_dir}: {error.strerror}") from None
+    if owner.st_uid == 0:
+        return
+    import pwd
+    try:
+        account = pwd.getpwuid(owner.st_uid)
+        os.initgroups(account.pw_name, account.pw_gid)
+        gid = account.pw_gid
+    except KeyError:  # an owner with no passwd entry: its uid and the directory's group only
+        os.setgroups([])
+        gid = owner.st_gid
+    os.setgid(gid)
+    os.setuid(owner.st_uid)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -123,6 +159,7 @@ def main(argv=None):
             for line in list_lines(spool, STATE_NAMES[args.state], args.routing_key):
                 print(line)
         else:
+            become_spool_owner(main_config.data_dir)
             moved = spool.retry(None if args.all_keys else args.routing_key)
             print(f"{moved} event(s) set up for retry.")
     except (ConfigError, SpoolError) as error:
