@@ -61,10 +61,17 @@ chmod 0644 "$DOC/changelog.gz"
 # Control area.
 CONTROL=$STAGE/DEBIAN
 install -d -m 0755 "$CONTROL"
+# The shared shell functions, each from its one home: the init script's
+# process checks, the proxy-line helpers (shared with the rpm), the rest.
+sed -n '/^# --- shared with the Debian maintainer scripts/,/^# --- end of the part shared/p' \
+    "$PACKAGING/pdagent.init" > "$WORK/functions.sh"
+grep -q '^pdagent_daemon_pid()' "$WORK/functions.sh" || {
+    echo "build-deb.sh: no shared part in packaging/pdagent.init" >&2; exit 1; }
+cat "$PACKAGING/deb/unit-proxy.sh" "$PACKAGING/deb/functions.sh" >> "$WORK/functions.sh"
 for script in preinst postinst prerm postrm; do
     # Paste the shared functions in at the marker line.
     sed -e "/^#PDAGENT_FUNCTIONS#\$/{
-r $PACKAGING/deb/functions.sh
+r $WORK/functions.sh
 d
 }" "$PACKAGING/deb/$script" > "$CONTROL/$script"
     chmod 0755 "$CONTROL/$script"

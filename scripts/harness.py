@@ -181,7 +181,7 @@ class Agent:
         for directory, mode in [(self.base, 0o755), (self.data_dir, 0o755),
                                 (self.outqueue, 0o755), (self.log_dir, 0o750),
                                 (self.pid_dir, 0o750), (os.path.join(self.data_dir, "db"), 0o750),
-                                (self.path("tmp"), 0o2753), (self.path("pdq"), 0o2753),
+                                (self.path("tmp"), 0o3753), (self.path("pdq"), 0o3753),
                                 (self.path("suc"), 0o2750), (self.path("err"), 0o2750)]:
             if os.geteuid() == 0:
                 os.chown(directory, self.uid, self.gid)

@@ -4,13 +4,16 @@ File lists, modes and owners, conffiles, dependencies, maintainer scripts and
 scriptlets (`sh -n`), launchers (run from the unpacked tree), lintian (no
 errors), `systemd-analyze verify` on the unit, the init script's LSB actions
 and exit codes (on a copy driving a fake daemon), and the lines the Agent
-guide tells users to look for.
+guide tells users to look for. pdagent/layout.py, which root's package
+scripts run to set the directories, runs for real against a directory tree
+where the daemon's user planted links (as root, with real users).
 
 A tool that is missing skips its tests, except under CI=true, where it fails:
 `make test` installs lintian and rpm.
 """
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -23,6 +26,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import OTHER_USER, as_user, ensure_daemon_user, ensure_user
+
+from pdagent import layout
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"
@@ -206,21 +212,96 @@ def test_deb_maintainer_scripts_are_clean_sh(deb, script):
 
 def test_deb_postinst_does_what_the_contract_says(deb):
     text = (deb["control"] / "postinst").read_text()
-    assert '"$PDAGENT_PYTHON" -m compileall' in text and "PDAGENT_PYTHON=/usr/bin/python3" in text
+    assert '"$PDAGENT_PYTHON" -I -m compileall' in text and "PDAGENT_PYTHON=/usr/bin/python3" in text
     assert "pycompile" not in text and "py3compile" not in text
-    for mode, path in [("02753", "/var/lib/pdagent/outqueue/tmp"),
-                       ("02753", "/var/lib/pdagent/outqueue/pdq"),
-                       ("02750", "/var/lib/pdagent/outqueue/suc"),
-                       ("02750", "/var/lib/pdagent/outqueue/err"),
-                       ("00750", "/var/lib/pdagent/db"), ("00750", "/var/log/pdagent"),
-                       ("00750", "/var/run/pdagent"), ("00755", "/var/lib/pdagent")]:
-        assert re.search(rf"pdagent_dir {mode} pdagent:pdagent {re.escape(path)}$", text, re.MULTILINE), path
+    # The directories come from pdagent/layout.py's table, set by the module itself.
+    assert '(cd / && "$PDAGENT_PYTHON" -I -m pdagent.layout)' in text
+    configure = text[text.index("    configure)"):text.index(";;", text.index("    configure)"))]
+    assert configure.index("pdagent_create_user") < configure.index("pdagent_lay_out") \
+        < configure.index("pdagent_restore_proxy_lines") < configure.index("pdagent_start")
     assert "adduser --system" in text and "update-rc.d pdagent defaults" in text
     assert "[ -d /run/systemd/system ]" in text and "invoke-rc.d pdagent start" in text
     postrm = (deb["control"] / "postrm").read_text()
-    for path in ["/etc/pdagent.conf", "/var/lib/pdagent", "/var/log/pdagent", "/var/run/pdagent"]:
+    for path in ["/etc/pdagent.conf", "/var/lib/pdagent", "/var/log/pdagent", "/var/run/pdagent",
+                 '"$PDAGENT_SAVE_DIR"']:
         assert path in postrm
     assert "deluser" in postrm and "delgroup" in postrm
+
+
+# -- what root's package scripts do inside the daemon's directories --------------------------
+
+DAEMON_DIRS = ("/var/lib/pdagent", "/var/log/pdagent", "/var/run/pdagent")
+# Commands that follow a link, or write through one, when given a path.
+FOLLOWING = re.compile(r"\b(chown|chmod|chgrp|mkdir|install|touch|cp|mv|ln|tee|sed -i|truncate)\b|>")
+
+
+def links_followed(script):
+    """The lines of a shell script that run a link-following command on a path inside one
+    of DAEMON_DIRS (written out, or through a variable set to one)."""
+    inside = [re.escape(directory) + "/" for directory in DAEMON_DIRS]
+    values = {}
+    for line in script.splitlines():
+        assigned = re.match(r"\s*(\w+)=[\"']?([$/][^\s\"']*)", line)
+        if assigned:
+            value = re.sub(r"\$\{?(\w+)\}?", lambda match: values.get(match.group(1), ""), assigned.group(2))
+            values[assigned.group(1)] = value
+            if value.startswith(tuple(directory + "/" for directory in DAEMON_DIRS)):
+                inside.append(re.escape("$" + assigned.group(1)) + r"\b")
+    pattern = re.compile("|".join(inside))
+    return [line for line in script.splitlines()
+            if not line.lstrip().startswith("#") and FOLLOWING.search(re.sub(r"\d*>(&\d|\s*/dev/null)", "", line))
+            and pattern.search(line)]
+
+
+CHOWN_CHMOD = re.compile(r"(?m)^[^#\n]*(?<![\w/.-])(chown|chmod) ")  # run, not /bin/chown in a pattern
+
+
+def test_links_followed_finds_what_it_looks_for():
+    assert links_followed('D=/var/lib/pdagent\nF=$D/x\nchmod 0644 "$F"\n') == ['chmod 0644 "$F"']
+    assert links_followed("grep x /etc/u > /var/lib/pdagent/.saved\n")
+    assert links_followed('echo "pdagent: no /var/lib/pdagent/x" >&2\nrm -rf /var/lib/pdagent/x 2>/dev/null\n'
+                          "mkdir /var/lib/pdagent-upgrade /var/run/pdagent\n") == []
+
+
+def rpm_scriptlets(path):
+    return {tag: rpm_query(path, "--queryformat", f"%{{{tag}}}")
+            for tag in ("PREIN", "POSTIN", "PREUN", "POSTUN")}
+
+
+def test_deb_scripts_never_follow_the_daemons_links(deb):
+    """Only pdagent/layout.py sets modes and owners in the daemon's directories; rm -rf is fine."""
+    for script in ("preinst", "postinst", "prerm", "postrm"):
+        text = (deb["control"] / script).read_text()
+        assert links_followed(text) == [], script
+        assert not CHOWN_CHMOD.search(text), script  # not even through a function
+    assert links_followed((PACKAGING / "pdagent.init").read_text()) == []
+    # The init script's pid directory is in /var/run (root's); not through a link, still.
+    assert 'chown -h "$DAEMON_USER:$DAEMON_GROUP" "$PID_DIR"' in (PACKAGING / "pdagent.init").read_text()
+
+
+def test_rpm_scriptlets_never_follow_the_daemons_links(rpm):
+    for tag, body in rpm_scriptlets(rpm["path"]).items():
+        assert links_followed(body) == [], tag
+        assert not CHOWN_CHMOD.search(body) and "install -d" not in body, tag
+    assert "(cd / && /usr/bin/python3 -I -m pdagent.layout)" in rpm_scriptlets(rpm["path"])["POSTIN"]
+
+
+def test_proxy_lines_are_kept_in_roots_own_place(deb, rpm):
+    """One pattern, one save directory (not /var/lib/pdagent), for the .deb and the .rpm alike."""
+    shared = (PACKAGING / "deb" / "unit-proxy.sh").read_text()
+    assert "PDAGENT_SAVE_DIR=/var/lib/pdagent-upgrade\n" in shared
+    assert shared.count("PDAGENT_PROXY_LINE=") == 1 and "%" not in shared  # the spec expands macros
+    scripts = {name: (deb["control"] / name).read_text() for name in ("preinst", "postinst", "postrm")}
+    scripts.update({f"rpm {tag}": body for tag, body in rpm_scriptlets(rpm["path"]).items() if tag != "PREUN"})
+    for name, text in scripts.items():
+        assert shared in text, name
+        assert text.count("_proxy=") == 1, name  # nobody else spells the pattern
+        assert ".unit-proxy-environment" not in text, name
+    assert 'pdagent_save_proxy_lines "$PDAGENT_UNIT"' in scripts["preinst"]
+    assert 'pdagent_restore_proxy_lines "$PDAGENT_UNIT"' in scripts["postinst"]
+    assert "pdagent_save_proxy_lines /usr/lib/systemd/system/pdagent.service" in scripts["rpm PREIN"]
+    assert "pdagent_restore_proxy_lines /usr/lib/systemd/system/pdagent.service" in scripts["rpm POSTIN"]
+    assert '"$PDAGENT_SAVE_DIR"' in scripts["rpm POSTUN"]
 
 
 def test_deb_maintainer_scripts_pass_shellcheck(deb):
@@ -343,8 +424,12 @@ def test_init_script_has_the_guides_lines():
 
 
 FAKE_DAEMON = """\
+#!{python}
 import os, signal, sys, time
-pid_dir, mode = sys.argv[1], sys.argv[2]
+pid_dir, mode = {pid_dir!r}, {mode!r}
+if os.environ.get("FAKE_PDAGENTD_FOREGROUND"):  # a look-alike, not started by the init script
+    time.sleep(60)
+    sys.exit(0)
 if os.fork():
     os._exit(0)
 os.setsid()
@@ -356,22 +441,25 @@ for fd in (0, 1, 2):
 if mode == "deaf":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 with open(os.path.join(pid_dir, "pdagentd.pid"), "w") as pid_file:
-    pid_file.write(f"{os.getpid()}\\n")
+    pid_file.write(f"{{os.getpid()}}\\n")
 while True:
     time.sleep(1)
 """
 
 
 class InitCopy:
-    """The init script with DAEMON, its user and PID_DIR pointed at a sandbox; logic untouched."""
+    """The init script with DAEMON, its user and PID_DIR pointed at a sandbox; logic untouched.
+
+    The fake daemon is a python script, as the real launcher is: its command line is
+    the interpreter and DAEMON's path, which is what the init script checks.
+    """
 
     def __init__(self, base, mode="normal"):
         self.pid_dir = base / "run"
-        fake = base / "pdagentd"
-        fake.write_text(f"#!/bin/sh\nexec {sys.executable} {base / 'fake_pdagentd.py'} {self.pid_dir} {mode}\n")
-        fake.chmod(0o755)
-        (base / "fake_pdagentd.py").write_text(FAKE_DAEMON)
-        replacements = {"DAEMON=/usr/bin/pdagentd": f"DAEMON={fake}",
+        self.daemon = base / "pdagentd"
+        self.daemon.write_text(FAKE_DAEMON.format(python=sys.executable, pid_dir=str(self.pid_dir), mode=mode))
+        self.daemon.chmod(0o755)
+        replacements = {"DAEMON=/usr/bin/pdagentd": f"DAEMON={self.daemon}",
                         "DAEMON_USER=pdagent": "DAEMON_USER=root",
                         "DAEMON_GROUP=pdagent": "DAEMON_GROUP=root",
                         "PID_DIR=/var/run/pdagent": f"PID_DIR={self.pid_dir}",
@@ -462,6 +550,52 @@ def test_init_script_kills_a_daemon_that_ignores_sigterm(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
+def test_init_script_signals_only_its_daemon_whatever_the_pid_file_says():
+    """The daemon's account writes the pid file: a pid of another user's process with the
+    daemon's very command line, or of root's process that is not the daemon, is not stopped."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv")
+    base = Path(tempfile.mkdtemp(prefix="pdagent-init-"))  # pytest's tmp dirs are root-only
+    look_alikes = []
+    try:
+        base.chmod(0o755)
+        init = InitCopy(base)
+        init.pid_dir.mkdir(mode=0o755)
+        env = {**os.environ, "FAKE_PDAGENTD_FOREGROUND": "1"}
+        look_alikes.append(subprocess.Popen(as_user(*ensure_daemon_user(), [str(init.daemon)]), env=env))
+        look_alikes.append(subprocess.Popen(["sleep", "60"]))
+        for process in look_alikes:
+            wait_for_cmdline(process.pid)
+            (init.pid_dir / "pdagentd.pid").write_text(f"{process.pid}\n")
+            assert init("status") == 1  # a pid file, no daemon
+            assert init("stop") == 0
+            assert process.poll() is None, process.args
+        # Nor through a link, even to a file naming the real daemon.
+        assert init("start") == 0
+        daemon = init.pid()
+        (init.pid_dir / "pdagentd.pid").rename(base / "decoy")
+        os.symlink(base / "decoy", init.pid_dir / "pdagentd.pid")
+        assert init("status") == 1
+        assert init("stop") == 0 and alive(daemon)
+    finally:
+        for process in look_alikes:
+            process.kill()
+            process.wait()
+        if (base / "decoy").exists():
+            os.kill(int((base / "decoy").read_text()), signal.SIGKILL)
+        shutil.rmtree(base)
+
+
+def wait_for_cmdline(pid):
+    """Until `pid` runs its own program (setpriv execs the daemon after a moment)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"setpriv" not in cmdline.read():
+                return
+        time.sleep(0.02)
+
+
 def test_init_script_status_as_a_user_who_cannot_read_the_pid_dir():
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv")
@@ -476,6 +610,161 @@ def test_init_script_status_as_a_user_who_cannot_read_the_pid_dir():
         assert "run as root" in result.stderr
     finally:
         shutil.rmtree(base)
+
+
+# -- pdagent/layout.py for real: links planted by the daemon's user -------------------------------
+
+def lay_out(root, user):
+    """The module as the package scripts run it (-I, from /), under `root`."""
+    return run([sys.executable, "-I", "-m", "pdagent.layout", "--root", str(root), "--user", user],
+               cwd="/", timeout=30)
+
+
+def as_daemon_user(daemon, script):
+    result = run(as_user(*daemon, ["sh", "-c", script]), cwd="/")
+    assert result.returncode == 0, result.stderr
+
+
+def lstat_of(path):
+    info = os.lstat(path)
+    return stat.filemode(info.st_mode), info.st_uid, info.st_gid, info.st_nlink
+
+
+def assert_laid_out(root, daemon):
+    for directory in layout.DIRECTORIES:
+        info = os.lstat(root / directory.path.lstrip("/"))
+        assert stat.S_ISDIR(info.st_mode), directory.path
+        assert stat.S_IMODE(info.st_mode) == directory.mode, directory.path
+        owner = daemon if directory.owner == layout.DAEMON_USER else (0, 0)
+        assert (info.st_uid, info.st_gid) == owner, directory.path
+
+
+@pytest.fixture
+def system_root():
+    """base/root/{var/lib,var/log,var/run} as root has them, and root's secrets beside it in base."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root (real users) and setpriv")
+    base = Path(tempfile.mkdtemp(prefix="pdagent-layout-"))  # pytest's tmp dirs are root-only
+    try:
+        base.chmod(0o755)
+        for system_dir in ("var/lib", "var/log", "var/run"):
+            (base / "root" / system_dir).mkdir(mode=0o755, parents=True)
+        (base / "secret-dir").mkdir(mode=0o700)
+        (base / "secret").write_text("root only\n")
+        (base / "secret").chmod(0o600)
+        (base / "shared").write_text("root's, writable by all\n")  # a user may hard-link it
+        (base / "shared").chmod(0o666)
+        daemon = ensure_daemon_user()
+        yield base, daemon, pwd.getpwuid(daemon[0]).pw_name
+    finally:
+        shutil.rmtree(base)
+
+
+def test_layout_follows_no_link_in_an_original_agents_tree(system_root):
+    """suc/ a link to a root-only directory, agent_id.txt a link to a root-only file, fqdn.txt
+    a hard link to a root file: root's layout changes none of them, and puts the tree right."""
+    base, daemon, user = system_root
+    root = base / "root"
+    data = root / "var/lib/pdagent"
+    for sub in ("outqueue/tmp", "outqueue/pdq", "outqueue/suc", "outqueue/err", "db"):
+        (data / sub).mkdir(parents=True)
+    for path in [data, *data.rglob("*")]:
+        os.chown(path, *daemon)
+    for sub in ("tmp", "pdq"):
+        (data / "outqueue" / sub).chmod(0o2775)  # the original agent's modes
+    pending = data / "outqueue/pdq/1577836800000000_R0utingKey0000000000000000000001.txt"
+    pending.write_text("{}")
+    as_daemon_user(daemon, f"cd {data} && rmdir outqueue/suc && ln -s {base}/secret-dir outqueue/suc"
+                           f" && ln -s {base}/secret agent_id.txt && ln {base}/shared fqdn.txt")
+    outside = {name: lstat_of(base / name) for name in ("secret-dir", "secret", "shared")}
+
+    result = lay_out(root, user)
+    assert result.returncode == 0, result.stderr
+    assert {name: lstat_of(base / name) for name in outside} == outside
+    assert_laid_out(root, daemon)
+    [moved] = (data / "outqueue").glob("suc.pdagent-moved-*")
+    assert os.readlink(moved) == f"{base}/secret-dir"
+    assert os.readlink(data / "agent_id.txt") == f"{base}/secret"  # left as it is
+    assert os.path.samefile(data / "fqdn.txt", base / "shared")
+    assert pending.read_text() == "{}"  # the queued event stays
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith("pdagent: ") for line in lines), lines
+    assert "/var/lib/pdagent/outqueue/suc was not a directory" in lines[0]
+    assert "agent_id.txt is a symbolic link: left as it is" in lines[1]
+    assert "fqdn.txt is not a file of the daemon's user with a single link" in lines[2]
+
+    again = lay_out(root, user)  # nothing left to say the second time but the two files
+    assert again.returncode == 0 and len(again.stderr.splitlines()) == 2, again.stderr
+    assert_laid_out(root, daemon)
+
+
+def test_layout_moves_a_linked_outqueue_aside_and_creates_nothing_through_it(system_root):
+    base, daemon, user = system_root
+    root = base / "root"
+    data = root / "var/lib/pdagent"
+    data.mkdir()
+    os.chown(data, *daemon)
+    as_daemon_user(daemon, f"cd {data} && ln -s {base}/secret-dir outqueue && mkfifo fqdn.txt"
+                           " && echo agent > agent_id.txt && chmod 0600 agent_id.txt")
+
+    result = lay_out(root, user)  # the fifo must not block it
+    assert result.returncode == 0, result.stderr
+    assert_laid_out(root, daemon)
+    assert list((base / "secret-dir").iterdir()) == []
+    assert lstat_of(base / "secret-dir")[:3] == ("drwx------", 0, 0)
+    [moved] = data.glob("outqueue.pdagent-moved-*")
+    assert os.readlink(moved) == f"{base}/secret-dir"
+    assert lstat_of(data / "agent_id.txt")[0] == "-rw-r--r--"  # the daemon's own file: readable
+    assert stat.S_ISFIFO(os.lstat(data / "fqdn.txt").st_mode)
+    assert len(result.stderr.splitlines()) == 2, result.stderr  # outqueue moved, fqdn.txt left
+
+
+def test_layout_refuses_a_system_directory_that_is_not_roots(system_root):
+    base, daemon, user = system_root
+    root = base / "root"
+    os.chown(root / "var/log", *daemon)
+    result = lay_out(root, user)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("pdagent: cannot lay out the directories: ") and "var/log is not root's own" in line
+    assert not (root / "var/log/pdagent").exists()
+
+
+def test_layout_without_the_daemons_user_says_so():
+    result = lay_out("/nonexistent", "pdagent-no-such-user")
+    assert result.returncode == 1
+    assert result.stderr == ("pdagent: cannot lay out the directories: "
+                             "there is no user and group pdagent-no-such-user\n")
+
+
+def test_sticky_spool_keeps_pending_events_from_other_users(system_root):
+    """pdq/ as laid out: another user may drop an event in, but neither delete nor replace
+    someone else's; the daemon's user still moves it on."""
+    base, daemon, user = system_root
+    root = base / "root"
+    assert lay_out(root, user).returncode == 0
+    outqueue = root / "var/lib/pdagent/outqueue"
+    pending = outqueue / "pdq" / "1700000000000000_R0utingKey0000000000000000000001.txt"
+    pending.write_text("{}")  # queued by root's pd-send
+    other = ensure_user(OTHER_USER)
+    attempt = run(as_user(*other, [sys.executable, "-c", f"""
+import os, sys
+os.chdir({str(outqueue / "pdq")!r})
+with open("1700000000000001_forged.txt", "w") as forged:
+    forged.write("forged")
+for act in (lambda: os.unlink({pending.name!r}),
+            lambda: os.rename("1700000000000001_forged.txt", {pending.name!r})):
+    try:
+        act()
+    except PermissionError:
+        continue
+    sys.exit("allowed")
+"""]), cwd="/")
+    assert attempt.returncode == 0, attempt.stdout + attempt.stderr
+    assert pending.read_text() == "{}"
+    moved = run(as_user(*daemon, ["mv", str(pending), str(outqueue / "suc")]), cwd="/")
+    assert moved.returncode == 0, moved.stderr
+    assert (outqueue / "suc" / pending.name).read_text() == "{}"
 
 
 # -- .rpm ---------------------------------------------------------------------------------------
@@ -493,13 +782,11 @@ def expected_rpm_entries():
         entries[name] = (mode, "root/root")
     entries["usr/share/licenses/pdagent/copyright"] = ("-rw-r--r--", "root/root")
     entries.setdefault("usr/share/doc/pdagent/README.md", ("-rw-r--r--", "root/root"))
-    for name, mode in [("var/lib/pdagent", "drwxr-xr-x"), ("var/lib/pdagent/outqueue", "drwxr-xr-x"),
-                       ("var/lib/pdagent/outqueue/tmp", "drwxr-s-wx"),
-                       ("var/lib/pdagent/outqueue/pdq", "drwxr-s-wx"),
-                       ("var/lib/pdagent/outqueue/suc", "drwxr-s---"),
-                       ("var/lib/pdagent/outqueue/err", "drwxr-s---"),
-                       ("var/lib/pdagent/db", "drwxr-x---"), ("var/log/pdagent", "drwxr-x---")]:
-        entries[name] = (mode, "pdagent/pdagent")
+    entries["var/lib/pdagent/scripts"] = ("drwxr-xr-x", "root/root")  # the package's own files
+    for directory in layout.DIRECTORIES:
+        if not directory.path.startswith("/var/run/"):  # made at start-up (tmpfs), not packaged
+            entries[directory.path.lstrip("/")] = (stat.filemode(stat.S_IFDIR | directory.mode),
+                                                   f"{directory.owner}/{directory.owner}")
     return entries
 
 
@@ -512,6 +799,36 @@ def test_rpm_files_modes_and_owners(rpm):
         if value[0].startswith("d"):
             assert rpm["entries"].get(name) == value, name
     assert not [name for name in rpm["entries"] if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_layout_table_is_the_contract():
+    """The one table of the installed directories (the spec's %files and the tests use it)."""
+    table = {directory.path: (oct(directory.mode), directory.owner) for directory in layout.DIRECTORIES}
+    assert table == {
+        "/var/lib/pdagent": ("0o755", "pdagent"),  # the daemon writes agent_id.txt, fqdn.txt
+        "/var/lib/pdagent/outqueue": ("0o755", "root"),  # the daemon writes only inside
+        "/var/lib/pdagent/outqueue/tmp": ("0o3753", "pdagent"),  # sticky, set-group-ID
+        "/var/lib/pdagent/outqueue/pdq": ("0o3753", "pdagent"),
+        "/var/lib/pdagent/outqueue/suc": ("0o2750", "pdagent"),
+        "/var/lib/pdagent/outqueue/err": ("0o2750", "pdagent"),
+        "/var/lib/pdagent/db": ("0o750", "pdagent"),
+        "/var/log/pdagent": ("0o750", "pdagent"),
+        "/var/run/pdagent": ("0o750", "pdagent")}
+    paths = [directory.path for directory in layout.DIRECTORIES]
+    assert all(paths.index(path.rsplit("/", 1)[0]) < paths.index(path)
+               for path in paths if path.rsplit("/", 1)[0] in paths)  # parents first
+
+
+def test_spec_attr_lines_agree_with_the_layout_table():
+    """%files has the modes of pdagent/layout.py's table, which the rpm's %post applies."""
+    spec = (PACKAGING / "pdagent.spec").read_text()
+    attrs = {path: (mode, owner) for mode, owner, path in
+             re.findall(r"^%dir %attr\((\d+),(\w+),\w+\) (/var/(?:lib|log)/pdagent\S*)$", spec, re.MULTILINE)}
+    attrs.pop("/var/lib/pdagent/scripts")
+    assert attrs == {directory.path: (f"{directory.mode:04o}", directory.owner)
+                     for directory in layout.DIRECTORIES if directory.path in attrs}
+    assert set(attrs) == {directory.path for directory in layout.DIRECTORIES} - {"/var/run/pdagent"}
+    assert "install -d -m" not in spec  # no second place for the modes
 
 
 def test_rpm_requires_and_config_files(rpm):
@@ -534,7 +851,7 @@ def test_rpm_scriptlets_are_clean_sh(rpm, tag, tmp_path):
     result = run(["sh", "-n", str(script)])
     assert result.returncode == 0, result.stderr
     if tag == "POSTIN":
-        assert "/usr/bin/python3 -m compileall" in body and "systemctl" in body
+        assert "/usr/bin/python3 -I -m compileall" in body and "systemctl" in body
 
 
 def test_rpm_launchers_and_unit(rpm, tmp_path):

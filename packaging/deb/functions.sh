@@ -1,36 +1,20 @@
-# --- shared by the maintainer scripts (build-deb.sh pastes this in) ---------
+# --- shared by the maintainer scripts (build-deb.sh pastes this in, after the
+# helpers it takes from pdagent.init and the proxy-line helpers in unit-proxy.sh)
 PDAGENT_UNIT=/lib/systemd/system/pdagent.service
 PDAGENT_PID_FILE=/var/run/pdagent/pdagentd.pid
 PDAGENT_PYTHON_DIR=/usr/lib/python3/dist-packages/pdagent
 # The launchers' interpreter (not whatever python3 comes first in PATH).
 PDAGENT_PYTHON=/usr/bin/python3
-# Proxy lines of the unit kept across an upgrade (see the preinst).
-PDAGENT_SAVED_ENVIRONMENT=/var/lib/pdagent/.unit-proxy-environment
-PDAGENT_PROXY_LINE='^[[:space:]]*Environment=.*(http|https|ftp|no|all)_proxy='
-
-# True while process $1 exists and is not a zombie.
-pdagent_alive() {
-    case "$(grep '^State:' "/proc/$1/status" 2>/dev/null)" in
-        ''|*Z*|*X*) return 1 ;;
-    esac
-    return 0
-}
 
 pdagent_systemd_running() {
     [ -d /run/systemd/system ]
 }
 
-# The pid of a running pdagentd from its pid file (original agent's or ours).
+# The pid of a running pdagentd from its pid file: ours, or the original
+# agent's (pdagentd.py), running as pdagent (pdagent_daemon_pid, pasted in
+# from the init script).
 pdagent_running_pid() {
-    [ -r "$PDAGENT_PID_FILE" ] || return 1
-    pid=$(head -n 1 "$PDAGENT_PID_FILE" 2>/dev/null | tr -d ' \t\r')
-    case "$pid" in
-        ''|*[!0-9]*) return 1 ;;
-    esac
-    case "$(tr '\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" in
-        *pdagentd*) echo "$pid"; return 0 ;;
-    esac
-    return 1
+    pdagent_daemon_pid "$PDAGENT_PID_FILE" pdagent /usr/bin/pdagentd /usr/bin/pdagentd.py
 }
 
 # Stops the daemon through the init system, then makes sure it is gone: a
