@@ -3,15 +3,26 @@
 Which file: $PDAGENT_CONFIG if set, else conf/pdagent.conf when the package
 runs from a source checkout (the "dev layout"), else /etc/pdagent.conf.
 
-Every problem (missing file, missing section, bad value) raises ConfigError
-with one line naming the file and the key; the commands print it and exit
-non-zero.
+Two readers of the same file, for two kinds of caller:
+- `load_locations()` (pd-send, pd-queue, the library): only data_dir, log_dir
+  and pid_dir, checked; every other key is the daemon's and is neither read
+  nor checked, so no daemon-only setting (an unknown key, a ca_bundle the
+  caller cannot read, a proxy_url_file only the daemon may open) ever stops
+  an event from being queued.
+- `load_main_config()` (pdagentd): every key, each checked.
+
+Every problem either reader sees (missing file, missing section, bad value)
+raises ConfigError with one line naming the file and the key; the commands
+print it and exit non-zero.
 
 The file is read by a small INI reader here rather than configparser, whose
-import alone costs pd-send several milliseconds of regex compiling: it takes
-`[Section]` headers, `key = value` or `key: value` lines, `#`/`;` comment
-lines and indented continuation lines, which is what configparser takes from
-such a file, and rejects anything else with the line number.
+import alone costs pd-send several milliseconds of regex compiling. It reads
+a file exactly as configparser.ConfigParser(interpolation=None) with its
+other defaults does (strict; '=' or ':' between key and value; whole-line '#'
+and ';' comments, no inline ones; keys lowercased; continuation lines by
+indentation, blank lines kept inside a value; [DEFAULT] inherited by every
+section), or refuses it with the line number; tests/test_differential.py
+proves that against configparser.
 
 `load_agent_config()` and the AgentConfig methods keep the names the original
 agent's integration scripts call.
@@ -20,7 +31,7 @@ agent's integration scripts call.
 import math
 import os
 
-from pdagent.event import is_url
+from pdagent.event import is_ip_address, is_url
 
 # Installed layout (the .deb / .rpm).
 SYSTEM_CONFIG_FILE = "/etc/pdagent.conf"
@@ -31,6 +42,8 @@ SYSTEM_DIRS = {
 }
 
 DEFAULT_EVENTS_API_URL = "https://events.pagerduty.com"
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+_MAX_PROXY_URL_BYTES = 4096
 
 # key -> (parser, default). Defaults of the original agent's keys are its own.
 _INT_KEYS = {
@@ -48,11 +61,9 @@ _STRING_KEYS = {
     "events_api_url": DEFAULT_EVENTS_API_URL,
     "source_address": "0.0.0.0",
     "proxy_url": "",
+    "proxy_url_file": "",
     "ca_bundle": "",
     "log_level": "INFO",
-    "data_dir": None,
-    "log_dir": None,
-    "pid_dir": None,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 # The original agent had these; they are accepted (and ignored) so an old
@@ -125,46 +136,91 @@ class MainConfig:
         return os.path.join(self.log_dir, "pdagentd.log")
 
 
-def read_ini_section(path, section="Main"):
-    """{key: value} of one section of an INI file; ConfigError (with the line) if malformed."""
+def read_ini(path):
+    """{section: {key: value}} of an INI file, [DEFAULT]'s keys in every section.
+
+    ConfigError (with the line) for what configparser would refuse, and for
+    the few things it takes that this reader does not: a section header with
+    text after its ']', a '[' line that is not a header.
+    """
     try:
         with open(path, encoding="utf-8") as config_file:
-            lines = config_file.read().splitlines()
+            text = config_file.read()  # universal newlines: \r\n and \r end lines, as for configparser
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file in UTF-8") from None
     sections = {}
-    current, last_key = None, None
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text[0] in "#;":
+    current, key, key_indent = None, None, 0
+    # Split on "\n" only: str.splitlines() would also end lines at \x0c, \x1c, \u2028...
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped[:1] in ("#", ";"):
             continue
-        if line[0].isspace() and last_key is not None:
-            current[last_key] = (current[last_key] + "\n" + text).strip()
+        if not stripped:
+            if key is not None:
+                current[key].append("")  # kept if the value goes on below it
             continue
-        if text.startswith("["):
-            name = text[1:-1].strip()
-            if not text.endswith("]") or not name or name in sections:
-                raise ConfigError(f"{path}: line {number}: bad or repeated section header {text!r}")
-            current, last_key = sections.setdefault(name, {}), None
+        indent = len(line) - len(line.lstrip())
+        if key is not None and indent > key_indent:
+            current[key].append(stripped)
             continue
-        cut = min((at for at in (text.find("="), text.find(":")) if at > 0), default=-1)
-        if current is None or cut < 0:
+        key_indent = indent
+        if stripped.startswith("["):
+            name = stripped[1:-1]
+            if not stripped.endswith("]") or not name or (name in sections and name != "DEFAULT"):
+                raise ConfigError(f"{path}: line {number}: bad or repeated section header {stripped!r}")
+            current, key = sections.setdefault(name, {}), None
+            continue
+        cut = min(at for at in (stripped.find("="), stripped.find(":"), len(stripped)) if at >= 0)
+        if current is None or cut in (0, len(stripped)):
             raise ConfigError(f"{path}: line {number}: expected 'key = value' inside a [section]")
-        last_key = text[:cut].strip().lower()
-        if last_key in current:
-            raise ConfigError(f"{path}: line {number}: key '{last_key}' given twice")
-        current[last_key] = text[cut + 1:].strip()
+        key = stripped[:cut].rstrip().lower()
+        if key in current:
+            raise ConfigError(f"{path}: line {number}: key '{key}' given twice")
+        current[key] = [stripped[cut + 1:].strip()]
+    defaults = sections.get("DEFAULT", {})
+    return {name: {key: "\n".join(lines).rstrip() for key, lines in {**defaults, **values}.items()}
+            for name, values in sections.items()}
+
+
+def read_ini_section(path, section="Main"):
+    """{key: value} of one section of an INI file; ConfigError (with the line) if malformed."""
+    sections = read_ini(path)
     if section not in sections:
         raise ConfigError(f"{path}: missing section [{section}]")
     return sections[section]
 
 
+def _take_locations(path, raw):
+    """data_dir, log_dir and pid_dir, popped from `raw`: absolute paths, or the layout's defaults."""
+    values = {}
+    for key, directory in _default_dirs().items():
+        value = raw.pop(key, "")
+        if value == "":
+            values[key] = directory
+        elif not os.path.isabs(value):
+            raise ConfigError(f"{path}: key '{key}' must be an absolute path, not '{value}'")
+        else:
+            values[key] = value
+    return values
+
+
+def load_locations(path=None):
+    """Where the spool, the log and the pid file are: all that queueing and pd-queue need.
+
+    Reads the file as load_main_config() does but takes only data_dir, log_dir
+    and pid_dir; the daemon's keys are not looked at.
+    """
+    path = path or config_file_path()
+    return MainConfig(path, _take_locations(path, read_ini_section(path)))
+
+
 def load_main_config(path=None):
+    """Every key, checked: the daemon's configuration."""
     path = path or config_file_path()
     raw = read_ini_section(path)
-    values = {}
+    values = _take_locations(path, raw)
     for key, default in _INT_KEYS.items():
         values[key] = _parse_number(path, key, raw.pop(key, None), int, default)
     for key, default in _FLOAT_KEYS.items():
@@ -177,12 +233,6 @@ def load_main_config(path=None):
     if raw:
         unknown = min(raw)
         raise ConfigError(f"{path}: unknown key '{unknown}' in [Main]")
-
-    for key, directory in _default_dirs().items():
-        if values[key] is None:
-            values[key] = directory
-        elif not os.path.isabs(values[key]):
-            raise ConfigError(f"{path}: key '{key}' must be an absolute path, not '{values[key]}'")
     _check_values(path, values)
     return MainConfig(path, values)
 
@@ -201,17 +251,49 @@ def _parse_number(path, key, text, kind, default):
     return value
 
 
+def _url_kinds(schemes):
+    return " or ".join(f"{scheme}://" for scheme in schemes)
+
+
 def _check_url(path, key, url, schemes):
     if not is_url(url, schemes):
-        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
-        raise ConfigError(f"{path}: key '{key}' must be a {wanted} URL, not '{url}'")
+        raise ConfigError(f"{path}: key '{key}' must be a {_url_kinds(schemes)} URL, not '{url}'")
+
+
+def _read_proxy_url_file(path, url_file_name):
+    """The proxy URL from the file proxy_url_file names, which may hold credentials.
+
+    Its content is never quoted in an error: the message may end up in a log
+    that more people read than the file.
+    """
+    problem = f"{path}: key 'proxy_url_file':"
+    if not os.path.isabs(url_file_name):
+        raise ConfigError(f"{problem} must be an absolute path, not '{url_file_name}'")
+    try:
+        with open(url_file_name, "rb") as url_file:
+            data = url_file.read(_MAX_PROXY_URL_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"{problem} cannot read {url_file_name}: {error.strerror}") from None
+    try:
+        url = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        url = None
+    if url == "":
+        raise ConfigError(f"{problem} {url_file_name} is empty")
+    if url is None or len(data) > _MAX_PROXY_URL_BYTES or not is_url(url, PROXY_SCHEMES):
+        raise ConfigError(f"{problem} {url_file_name} must hold one {_url_kinds(PROXY_SCHEMES)} URL")
+    return url
 
 
 def _check_values(path, values):
     _check_url(path, "events_api_url", values["events_api_url"], ("https", "http"))
     values["events_api_url"] = values["events_api_url"].rstrip("/")
-    if values["proxy_url"]:
-        _check_url(path, "proxy_url", values["proxy_url"], ("http", "https", "socks5", "socks5h"))
+    if values["proxy_url_file"]:
+        if values["proxy_url"]:
+            raise ConfigError(f"{path}: keys 'proxy_url' and 'proxy_url_file' exclude each other: set one")
+        values["proxy_url"] = _read_proxy_url_file(path, values["proxy_url_file"])
+    elif values["proxy_url"]:
+        _check_url(path, "proxy_url", values["proxy_url"], PROXY_SCHEMES)
     for key in ("send_interval_secs", "cleanup_interval_secs", "backoff_interval_secs",
                 "http_timeout_secs"):
         if values[key] == 0:
@@ -220,66 +302,71 @@ def _check_values(path, values):
         raise ConfigError(f"{path}: key 'send_concurrency' must be from 1 to 16")
     if values["backoff_max_secs"] < values["backoff_interval_secs"]:
         raise ConfigError(f"{path}: key 'backoff_max_secs' must be at least backoff_interval_secs")
-    if values["ca_bundle"] and not os.path.isfile(values["ca_bundle"]):
-        raise ConfigError(f"{path}: key 'ca_bundle' names no file: '{values['ca_bundle']}'")
+    if values["ca_bundle"]:
+        _check_readable_file(path, "ca_bundle", values["ca_bundle"])
     level = values["log_level"].upper()
     if level not in _LOG_LEVELS:
         raise ConfigError(f"{path}: key 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     values["log_level"] = "WARNING" if level == "WARN" else level
-    _check_source_address(path, values["source_address"])
+    if not is_ip_address(values["source_address"]):
+        raise ConfigError(f"{path}: key 'source_address' must be an IP address, "
+                          f"not '{values['source_address']}'")
 
 
-def _check_source_address(path, address):
-    """An IPv4 or IPv6 literal (checked by hand: socket and ipaddress cost pd-send milliseconds)."""
-    parts = address.split(".")
-    if len(parts) == 4 and all(part.isdigit() and int(part) < 256 for part in parts):
-        return
-    if ":" in address and address.count("::") <= 1 \
-            and all(char in "0123456789abcdefABCDEF:." for char in address):
-        return
-    raise ConfigError(f"{path}: key 'source_address' must be an IP address, not '{address}'")
+def _check_readable_file(path, key, file_name):
+    """A file this process may read: the daemon's TLS would fail on it later, less clearly."""
+    if not (os.path.isfile(file_name) and os.access(file_name, os.R_OK)):
+        raise ConfigError(f"{path}: key '{key}' names no file this user can read: '{file_name}'")
 
 
 class AgentConfig:
-    """What `load_agent_config()` returns: the original agent's accessor API."""
+    """What `load_agent_config()` returns: the original agent's accessor API.
 
-    def __init__(self, main_config):
-        self.main = main_config
+    Built on the locations alone, so a script queueing events works for any
+    user whatever the daemon's settings; get_main_config() reads and checks
+    the whole file when first called.
+    """
+
+    def __init__(self, locations):
+        self.locations = locations
+        self._main_config = None
 
     def is_dev_layout(self):
         return source_root() is not None and not os.environ.get("PDAGENT_CONFIG")
 
     def get_main_config(self):
-        return self.main.as_dict()
+        if self._main_config is None:
+            self._main_config = load_main_config(self.locations.path)
+        return self._main_config.as_dict()
 
     def get_conf_dirs(self):
         return {
-            "data_dir": self.main.data_dir,
-            "log_dir": self.main.log_dir,
-            "pid_dir": self.main.pid_dir,
-            "pidfile_dir": self.main.pid_dir,
-            "outqueue_dir": self.main.outqueue_dir,
-            "db_dir": self.main.db_dir,
+            "data_dir": self.locations.data_dir,
+            "log_dir": self.locations.log_dir,
+            "pid_dir": self.locations.pid_dir,
+            "pidfile_dir": self.locations.pid_dir,
+            "outqueue_dir": self.locations.outqueue_dir,
+            "db_dir": self.locations.db_dir,
         }
 
     def get_outqueue_dir(self):
-        return self.main.outqueue_dir
+        return self.locations.outqueue_dir
 
     def get_db_dir(self):
-        return self.main.db_dir
+        return self.locations.db_dir
 
     def get_agent_id(self):
         from pdagent.spool import read_agent_id
-        return read_agent_id(self.main.agent_id_file)
+        return read_agent_id(self.locations.agent_id_file)
 
     def get_enqueuer(self):
         from pdagent.spool import Spool
-        return Spool(self.main.outqueue_dir).enqueuer()
+        return Spool(self.locations.outqueue_dir).enqueuer()
 
     def get_queue(self):
         from pdagent.spool import Spool
-        return Spool(self.main.outqueue_dir, db_dir=self.main.db_dir)
+        return Spool(self.locations.outqueue_dir, db_dir=self.locations.db_dir)
 
 
 def load_agent_config(path=None):
-    return AgentConfig(load_main_config(path))
+    return AgentConfig(load_locations(path))

@@ -23,13 +23,14 @@ from pdagent.spool import Spool, read_agent_id, read_small_file
 SOURCE_HOST_FILE = "fqdn.txt"
 
 
-def default_source(main_config):
-    cached = read_small_file(os.path.join(main_config.data_dir, SOURCE_HOST_FILE), limit=256)
+def default_source(locations):
+    cached = read_small_file(os.path.join(locations.data_dir, SOURCE_HOST_FILE), limit=256)
     return cached or os.uname().nodename  # what gethostname() says, without importing socket
 
 
-def queue_v2_event(main_config, endpoint, body, queued_by, warn=None):
-    """Validate `body` and spool it; returns (dedup key or None, spool file name).
+def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
+    """Validate `body` and spool it under `locations` (config.load_locations());
+    returns (dedup key or None, spool file name).
 
     Raises EventError (a one-line reason) if the event is not valid, SpoolError
     if it cannot be written. `warn(text)` hears about fixes such as a cut summary.
@@ -41,7 +42,7 @@ def queue_v2_event(main_config, endpoint, body, queued_by, warn=None):
     problems = validate(endpoint, body)
     if problems:
         raise EventError(problems[0])
-    entry = make_entry(endpoint, body, read_agent_id(main_config.agent_id_file), queued_by)
+    entry = make_entry(endpoint, body, read_agent_id(locations.agent_id_file), queued_by)
     try:
         data = dumps(entry).encode("ascii")
     except UnicodeEncodeError:
@@ -50,7 +51,7 @@ def queue_v2_event(main_config, endpoint, body, queued_by, warn=None):
         raise EventError(f"the event is not valid JSON: {error}") from None
     if len(data) > MAX_BODY_BYTES:
         raise EventError(f"event is {len(data)} bytes; the Events API takes at most {MAX_BODY_BYTES}")
-    spool = Spool(main_config.outqueue_dir, main_config.db_dir)
+    spool = Spool(locations.outqueue_dir, locations.db_dir)
     spool.create_dirs()
     name = spool.enqueue(body["routing_key"], data)
     return body.get("dedup_key"), name

@@ -523,13 +523,12 @@ def test_bad_input_without_a_traceback(home, argv, content):
     assert_usage_error(result, "pd-send", "")
 
 
-# (id, config text or None for a missing file, key the error must name)
+# (id, config text or None for a missing file, key the error must name). Only what pd-send
+# reads can stop it: daemon-only keys are tests/test_pd_send_config.py's.
 BAD_CONFIGS = [
     ("missing file", None, None),
     ("no [Main]", "[Agent]\ndata_dir = {data}\n", "[Main]"),
-    ("bad number", "[Main]\ndata_dir = {data}\nhttp_timeout_secs = soon\n", "http_timeout_secs"),
-    ("bad URL", "[Main]\ndata_dir = {data}\nevents_api_url = ftp://x\n", "events_api_url"),
-    ("unknown key", "[Main]\ndata_dir = {data}\nsend_intervall_secs = 5\n", "send_intervall_secs"),
+    ("key given twice", "[Main]\ndata_dir = {data}\ndata_dir = {data}\n", "data_dir"),
     ("relative data_dir", "[Main]\ndata_dir = data\n", "data_dir"),
     ("not INI", "data_dir = {data}\n", "line 1"),
 ]

@@ -1,12 +1,14 @@
 """pd-send: queue one event on the local spool for pdagentd to deliver.
 
 Fast and offline by design: it imports neither requests nor python-daemon,
-never resolves a host name, and returns as soon as the event is on disk.
+never resolves a host name, and returns as soon as the event is on disk. Of
+the configuration it reads only where the spool is (config.load_locations),
+so no daemon-only setting can stop a user from queueing.
 """
 
 import sys
 
-from pdagent.config import ConfigError, load_main_config
+from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import default_source, queue_v2_event
 from pdagent.event import (
     ALERT_ACTIONS,
@@ -186,7 +188,7 @@ def _event_from_file(args):
     return "alert", body
 
 
-def _event_from_flags(args, main_config):
+def _event_from_flags(args, locations):
     if not args.routing_key:
         raise EventError("the following arguments are required: -k/--service-key")
     if not args.event_type:
@@ -208,10 +210,10 @@ def _event_from_flags(args, main_config):
         if given:
             raise EventError(f"a change event takes no {', '.join(given)}")
         return "change", build_change(
-            args.routing_key, summary=args.description, source=source or default_source(main_config),
+            args.routing_key, summary=args.description, source=source or default_source(locations),
             timestamp=timestamp, custom_details=custom_details, links=args.links)
     if source is None and (args.event_type == "trigger" or args.description is not None):
-        source = default_source(main_config)
+        source = default_source(locations)
     return "alert", build_alert(
         args.routing_key, args.event_type, summary=args.description, dedup_key=args.dedup_key,
         severity=args.severity, source=source, component=args.component, group=args.group,
@@ -223,13 +225,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = fast_parse(argv) or build_parser().parse_args(argv)
     try:
-        main_config = load_main_config()
+        locations = load_locations()
         if args.event_file is not None:
             endpoint, body = _event_from_file(args)
         else:
-            endpoint, body = _event_from_flags(args, main_config)
+            endpoint, body = _event_from_flags(args, locations)
         dedup_key, _ = queue_v2_event(
-            main_config, endpoint, body, queued_by="pd-send",
+            locations, endpoint, body, queued_by="pd-send",
             warn=lambda text: print(f"pd-send: warning: {text}", file=sys.stderr))
     except (ConfigError, EventError, SpoolError) as error:
         build_parser().error(str(error))
