@@ -13,11 +13,20 @@ The story:
 2. `apt-get install ./pdagent_<version>_all.deb` upgrades it (python3-requests
    and friends come from the registry); the postinst starts the daemon through
    the init script (no systemd here): it runs as pdagent and delivers the v1 event.
-3. Users, directories and modes are as the contract says; `pd-send` run by an
-   unprivileged user is delivered; `pd-queue status` shows both in Success;
+   The original agent's account had replaced outqueue/suc by a link to a
+   root-only directory: the install moves the link aside, chowns nothing.
+3. Users, directories and modes are as the contract says (pdq/ and tmp/
+   sticky, outqueue/ root's); `pd-send` run by an unprivileged user is
+   delivered; `pd-queue status` shows both in Success;
    `service pdagent status/stop/start/restart` give the LSB codes.
 4. With the daemon stopped, events are queued and the unit has proxy lines;
-   an upgrade to a newer version keeps both and delivers the events.
+   the pdagent account (a compromised daemon) plants links to root-only
+   files and directories, a link at the old save file of the unit's proxy
+   lines and a pid file naming a root process. An upgrade to a newer
+   version keeps the events and the admin's proxy lines, follows none of the
+   links, kills nothing but the daemon, and delivers the events. Then, with
+   no proxy lines in the unit, the account writes unit lines into that old
+   save file (an ExecStartPre=+ would run as root): a reinstall splices none.
 5. `apt-get remove` stops it and keeps config and spool; `apt-get purge` then
    leaves no user, no group, no files, no process.
 
@@ -59,10 +68,15 @@ PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/pdagent.conf.dpkg-dist", "/etc/pdage
                  "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
                  "/usr/bin/pd-nagios", "/usr/bin/pd-zabbix", "/usr/bin/pd-sensu",
                  "/etc/systemd/system/pdagent.service",
-                 "/etc/systemd/system/multi-user.target.wants/pdagent.service"]
+                 "/etc/systemd/system/multi-user.target.wants/pdagent.service",
+                 "/var/lib/pdagent-upgrade"]
 POLICY = Path("/usr/sbin/policy-rc.d")
 POLICY_SAVED = Path("/usr/sbin/policy-rc.d.pdagent-systest-saved")
 MARKER = "/var/lib/pdagent/.pdagent-systest"  # says a leftover tree is this test's own
+# Root's own, which the pdagent account points its links at.
+SECRET_FILE = Path("/root/pdagent-systest-secret")
+SECRET_DIR = Path("/root/pdagent-systest-secret-dir")
+PWNED = Path("/root/pdagent-systest-pwned")  # what a planted ExecStartPre=+ line would create
 APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
 pytestmark = pytest.mark.skipif(
@@ -81,6 +95,11 @@ def run(argv, check=True, **kwargs):
 
 def as_user(*argv):
     return run(["runuser", "-u", USER, "--", *argv], cwd="/")
+
+
+def as_pdagent(script, check=True):
+    """A shell command as the daemon's account, as a compromised daemon would run it."""
+    return run(["runuser", "-u", "pdagent", "--", "sh", "-c", script], cwd="/", check=check)
 
 
 def dpkg_status():
@@ -223,7 +242,7 @@ def cleanup():
             run(["userdel", name], check=False)
         if run(["getent", "group", name], check=False).returncode == 0:
             run(["groupdel", name], check=False)
-    for path in PDAGENT_PATHS:
+    for path in PDAGENT_PATHS + [str(SECRET_FILE), str(SECRET_DIR), str(PWNED)]:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
         elif os.path.lexists(path):
@@ -274,6 +293,20 @@ def machine(tmp_path):
 
 # -- the test ------------------------------------------------------------------------------------
 
+def assert_spool_layout():
+    """Real directories (not links), with the modes and owners of the contract."""
+    for path, expected in [("/var/lib/pdagent", ("0o755", "pdagent", "pdagent")),
+                           ("/var/lib/pdagent/outqueue", ("0o755", "root", "root")),
+                           ("/var/lib/pdagent/outqueue/tmp", ("0o3753", "pdagent", "pdagent")),
+                           ("/var/lib/pdagent/outqueue/pdq", ("0o3753", "pdagent", "pdagent")),
+                           ("/var/lib/pdagent/outqueue/suc", ("0o2750", "pdagent", "pdagent")),
+                           ("/var/lib/pdagent/outqueue/err", ("0o2750", "pdagent", "pdagent")),
+                           ("/var/lib/pdagent/db", ("0o750", "pdagent", "pdagent")),
+                           ("/var/log/pdagent", ("0o750", "pdagent", "pdagent")),
+                           ("/var/run/pdagent", ("0o750", "pdagent", "pdagent"))]:
+        assert not os.path.islink(path) and mode_owner(path) == expected, path
+
+
 def test_install_send_upgrade_purge(machine):
     standin = machine["standin"]
 
@@ -291,12 +324,23 @@ def test_install_send_upgrade_purge(machine):
     v1_file.write_text(json.dumps(v1_event))
     os.chown(v1_file, pwd.getpwnam(USER).pw_uid, grp.getgrnam("pdagent").gr_gid)
     v1_file.chmod(0o644)
+    SECRET_DIR.mkdir(mode=0o700)
+    SECRET_FILE.write_text("root's only\n")
+    SECRET_FILE.chmod(0o600)
+    secrets = {path: mode_owner(path) for path in (SECRET_FILE, SECRET_DIR)}
+    assert secrets == {SECRET_FILE: ("0o600", "root", "root"), SECRET_DIR: ("0o700", "root", "root")}
+    # The original agent's account owned outqueue/: it puts a link where suc/ was.
+    as_pdagent(f"cd /var/lib/pdagent/outqueue && rmdir suc && ln -s {SECRET_DIR} suc")
 
     # 2. Install ours over it. --force-confold: keep the admin's config, as apt would ask.
     result = apt_get_install("-o", "Dpkg::Options::=--force-confold", str(machine["deb"]))
     assert dpkg_status() == f"install ok installed {VERSION}", result.stdout
     assert not os.path.exists("/usr/share/pdagent/original-agent.txt")  # the old package's files went
     assert os.path.exists("/etc/pdagent.conf.dpkg-dist")  # ours, beside the admin's
+    assert {path: mode_owner(path) for path in secrets} == secrets
+    assert "/var/lib/pdagent/outqueue/suc was not a directory" in result.stderr + result.stdout
+    [moved] = Path("/var/lib/pdagent/outqueue").glob("suc.pdagent-moved-*")
+    assert os.readlink(moved) == str(SECRET_DIR)
 
     # Started by the package, through the init script, as pdagent.
     pid = wait_for(pid_from_file, 10, message="the daemon's pid file")
@@ -309,13 +353,7 @@ def test_install_send_upgrade_purge(machine):
     # 3. User, directories, modes.
     user = pwd.getpwnam("pdagent")
     assert user.pw_gid == grp.getgrnam("pdagent").gr_gid and user.pw_uid < 1000
-    assert mode_owner("/var/lib/pdagent") == ("0o755", "pdagent", "pdagent")
-    assert mode_owner("/var/lib/pdagent/outqueue/tmp") == ("0o2753", "pdagent", "pdagent")
-    assert mode_owner("/var/lib/pdagent/outqueue/pdq") == ("0o2753", "pdagent", "pdagent")
-    assert mode_owner("/var/lib/pdagent/outqueue/suc") == ("0o2750", "pdagent", "pdagent")
-    assert mode_owner("/var/lib/pdagent/outqueue/err") == ("0o2750", "pdagent", "pdagent")
-    for private in ("/var/lib/pdagent/db", "/var/log/pdagent", "/var/run/pdagent"):
-        assert mode_owner(private) == ("0o750", "pdagent", "pdagent"), private
+    assert_spool_layout()
     assert mode_owner("/etc/pdagent.conf") == ("0o644", "root", "root")
     assert mode_owner("/var/lib/pdagent/agent_id.txt")[0] == "0o644"
     for copy in ("pdagent.service", "pdagent.init"):
@@ -367,15 +405,54 @@ def test_install_send_upgrade_purge(machine):
     assert queue_status()[KEY_UPGRADE] == (2, 0, 0)
     unit = Path("/lib/systemd/system/pdagent.service")
     unit.write_text(unit.read_text().replace('#Environment="http', 'Environment="http'))
-    apt_get_install(str(machine["upgrade_deb"]))
+    # The pdagent account plants what root's scripts once followed or trusted.
+    as_pdagent(f"cd /var/lib/pdagent && ln -sf {SECRET_FILE} agent_id.txt && ln -sf {SECRET_FILE} fqdn.txt"
+               f" && mv db db.planted && ln -s {SECRET_DIR} db && ln -s {SECRET_FILE} .unit-proxy-environment")
+    refused = as_pdagent("mv /var/lib/pdagent/outqueue/suc /var/lib/pdagent/outqueue/suc.planted", check=False)
+    assert refused.returncode != 0  # outqueue/ is root's now: its entries stay
+    root_look_alike = subprocess.Popen(["bash", "-c", "exec -a pdagentd sleep 300"])
+    try:
+        wait_for(lambda: b"pdagentd" in Path(f"/proc/{root_look_alike.pid}/cmdline").read_bytes(), 5,
+                 message="the look-alike's command line")
+        as_pdagent(f"echo {root_look_alike.pid} > /var/run/pdagent/pdagentd.pid")
+        upgrade = apt_get_install(str(machine["upgrade_deb"]))
+        assert root_look_alike.poll() is None  # root's process named in the pid file lives
+    finally:
+        root_look_alike.kill()
+        root_look_alike.wait()
     assert dpkg_status() == f"install ok installed {UPGRADE_VERSION}"
-    lines = unit.read_text().splitlines()
+    assert {path: mode_owner(path) for path in secrets} == secrets
+    assert list(SECRET_DIR.iterdir()) == [] and SECRET_FILE.read_text() == "root's only\n"
+    assert not PWNED.exists()
+    text = unit.read_text()
+    assert "planted" not in text and "ExecStartPre=+" not in text
+    lines = text.splitlines()
     at = lines.index("ExecStartPre=/bin/chown -R pdagent:pdagent /var/run/pdagent")
     assert lines[at + 1:at + 3] == ['Environment="http_proxy=http://proxy:3128/"',
                                     'Environment="https_proxy=http://proxy:3128/"']
+    assert [line for line in lines if "_proxy=" in line and not line.startswith("#")] == lines[at + 1:at + 3]
+    assert os.readlink("/var/lib/pdagent/.unit-proxy-environment") == str(SECRET_FILE)  # not used
+    assert mode_owner("/var/lib/pdagent-upgrade") == ("0o700", "root", "root")
+    assert os.listdir("/var/lib/pdagent-upgrade") == []  # the saved lines went back, then went
+    assert_spool_layout()  # db/ a directory again, the link moved aside
+    assert os.readlink(next(Path("/var/lib/pdagent").glob("db.pdagent-moved-*"))) == str(SECRET_DIR)
+    said = upgrade.stdout + upgrade.stderr
+    assert "/var/lib/pdagent/agent_id.txt is a symbolic link: left as it is" in said
     bodies = wait_for_events(standin, KEY_UPGRADE, 2)
     assert sorted(body["payload"]["summary"] for body in bodies) == ["pending 0", "pending 1"]
     assert process_user(pid_from_file()) == "pdagent"
+
+    # The admin drops the proxy lines; the pdagent account writes unit lines where older
+    # versions kept the saved ones. A reinstall splices none of them into the unit.
+    unit.write_text(unit.read_text().replace('\nEnvironment="http', '\n#Environment="http'))
+    as_pdagent(f"cd /var/lib/pdagent && rm .unit-proxy-environment"
+               f" && printf '%s\\n' 'ExecStartPre=+/bin/touch {PWNED}'"
+               " 'Environment=\"http_proxy=http://planted.invalid:3128/\"' > .unit-proxy-environment")
+    apt_get_install("--reinstall", str(machine["upgrade_deb"]))
+    text = unit.read_text()
+    assert "planted" not in text and "ExecStartPre=+" not in text and not PWNED.exists()
+    assert not [line for line in text.splitlines() if "_proxy=" in line and not line.startswith("#")]
+    assert wait_for(pid_from_file, 10, message="the daemon's pid file after the reinstall")
 
     # 5. Remove (not purge): the daemon stops, the code goes, config and spool stay.
     run(["apt-get", "remove", "-y", "-q", "pdagent"], env=APT_ENV)
