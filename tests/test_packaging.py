@@ -21,7 +21,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
@@ -550,15 +549,20 @@ def test_init_script_kills_a_daemon_that_ignores_sigterm(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_init_script_signals_only_its_daemon_whatever_the_pid_file_says():
+@pytest.fixture
+def users_dir(agent_home):
+    """A fresh directory other users can traverse (pytest's are root-only), as root with setpriv."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root (real users) and setpriv")
+    return Path(agent_home)
+
+
+def test_init_script_signals_only_its_daemon_whatever_the_pid_file_says(users_dir):
     """The daemon's account writes the pid file: a pid of another user's process with the
     daemon's very command line, or of root's process that is not the daemon, is not stopped."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv")
-    base = Path(tempfile.mkdtemp(prefix="pdagent-init-"))  # pytest's tmp dirs are root-only
+    base = users_dir
     look_alikes = []
     try:
-        base.chmod(0o755)
         init = InitCopy(base)
         init.pid_dir.mkdir(mode=0o755)
         env = {**os.environ, "FAKE_PDAGENTD_FOREGROUND": "1"}
@@ -583,7 +587,6 @@ def test_init_script_signals_only_its_daemon_whatever_the_pid_file_says():
             process.wait()
         if (base / "decoy").exists():
             os.kill(int((base / "decoy").read_text()), signal.SIGKILL)
-        shutil.rmtree(base)
 
 
 def wait_for_cmdline(pid):
@@ -596,20 +599,13 @@ def wait_for_cmdline(pid):
         time.sleep(0.02)
 
 
-def test_init_script_status_as_a_user_who_cannot_read_the_pid_dir():
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv")
-    base = Path(tempfile.mkdtemp(prefix="pdagent-init-"))  # pytest's tmp dirs are root-only
-    try:
-        base.chmod(0o755)
-        init = InitCopy(base)
-        init.pid_dir.mkdir(mode=0o700)
-        result = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                      str(init.script), "status"])
-        assert result.returncode == 4, result.stdout + result.stderr
-        assert "run as root" in result.stderr
-    finally:
-        shutil.rmtree(base)
+def test_init_script_status_as_a_user_who_cannot_read_the_pid_dir(users_dir):
+    init = InitCopy(users_dir)
+    init.pid_dir.mkdir(mode=0o700)
+    result = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                  str(init.script), "status"])
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "run as root" in result.stderr
 
 
 # -- pdagent/layout.py for real: links planted by the daemon's user -------------------------------
@@ -640,24 +636,18 @@ def assert_laid_out(root, daemon):
 
 
 @pytest.fixture
-def system_root():
+def system_root(users_dir):
     """base/root/{var/lib,var/log,var/run} as root has them, and root's secrets beside it in base."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root (real users) and setpriv")
-    base = Path(tempfile.mkdtemp(prefix="pdagent-layout-"))  # pytest's tmp dirs are root-only
-    try:
-        base.chmod(0o755)
-        for system_dir in ("var/lib", "var/log", "var/run"):
-            (base / "root" / system_dir).mkdir(mode=0o755, parents=True)
-        (base / "secret-dir").mkdir(mode=0o700)
-        (base / "secret").write_text("root only\n")
-        (base / "secret").chmod(0o600)
-        (base / "shared").write_text("root's, writable by all\n")  # a user may hard-link it
-        (base / "shared").chmod(0o666)
-        daemon = ensure_daemon_user()
-        yield base, daemon, pwd.getpwuid(daemon[0]).pw_name
-    finally:
-        shutil.rmtree(base)
+    base = users_dir
+    for system_dir in ("var/lib", "var/log", "var/run"):
+        (base / "root" / system_dir).mkdir(mode=0o755, parents=True)
+    (base / "secret-dir").mkdir(mode=0o700)
+    (base / "secret").write_text("root only\n")
+    (base / "secret").chmod(0o600)
+    (base / "shared").write_text("root's, writable by all\n")  # a user may hard-link it
+    (base / "shared").chmod(0o666)
+    daemon = ensure_daemon_user()
+    return base, daemon, pwd.getpwuid(daemon[0]).pw_name
 
 
 def test_layout_follows_no_link_in_an_original_agents_tree(system_root):
