@@ -122,7 +122,7 @@ def fast_parse(argv):
         dest = _dest(flags, spec)
         for flag in flags:
             specs[flag] = (dest, spec)
-        default = spec.get("default")
+        default = spec.get("default", False if spec.get("action") == "store_true" else None)
         values[dest] = list(default) if isinstance(default, list) else default
     index = 0
     while index < len(argv):
@@ -139,9 +139,11 @@ def fast_parse(argv):
             continue
         if equals:
             value, index = inline, index + 1
-        elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+        elif index + 1 < len(argv):
             value, index = argv[index + 1], index + 2
         else:
+            return None
+        if value.startswith("-"):  # an option to argparse, or a value it treats specially ('--')
             return None
         try:
             value = spec["type"](value) if "type" in spec else value
