@@ -108,18 +108,20 @@ def dpkg_status():
 
 
 def daemon_pids():
-    """Pids of installed pdagentd processes (not a developer's from a checkout), not zombies."""
+    """Pids of installed pdagentd processes (not a developer's from a checkout, nor one in a
+    container or booted tree of another test: another pid namespace), not zombies."""
     pids = []
+    our_namespace = os.readlink("/proc/self/ns/pid")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
                 args = cmdline.read().split(b"\0")
+            if b"/usr/bin/pdagentd" in args and os.readlink(f"/proc/{entry}/ns/pid") == our_namespace:
+                pids.append(int(entry))
         except OSError:
             continue
-        if b"/usr/bin/pdagentd" in args:
-            pids.append(int(entry))
     return pids
 
 
