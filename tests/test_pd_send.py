@@ -348,7 +348,7 @@ def test_file_mode_with_umask_set_by_preexec(agent):
 
 
 def test_installed_layout_is_what_the_fixture_promises(agent):
-    for state, mode in [("tmp", 0o2753), ("pdq", 0o2753), ("suc", 0o2750), ("err", 0o2750)]:
+    for state, mode in [("tmp", 0o3753), ("pdq", 0o3753), ("suc", 0o2750), ("err", 0o2750)]:
         info = os.stat(agent.path(state))
         assert info.st_mode & 0o7777 == mode
         assert (info.st_uid, info.st_gid) == (agent.uid, agent.gid)
