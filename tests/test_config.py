@@ -281,7 +281,7 @@ def test_agent_id_missing_is_none(write_config, dirs):
 
 
 # -- through the commands: one line, no traceback -------------------------------------------------
-# (Daemon-only keys stop only the daemon: tests/test_pd_send_config.py.)
+# (Daemon-only keys stop only the daemon: tests/test_daemon_only_settings.py.)
 
 @pytest.mark.parametrize("program", ["pd-send", "pd-queue"])
 @pytest.mark.parametrize("text, key", [

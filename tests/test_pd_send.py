@@ -524,7 +524,7 @@ def test_bad_input_without_a_traceback(home, argv, content):
 
 
 # (id, config text or None for a missing file, key the error must name). Only what pd-send
-# reads can stop it: daemon-only keys are tests/test_pd_send_config.py's.
+# reads can stop it: daemon-only keys are tests/test_daemon_only_settings.py's.
 BAD_CONFIGS = [
     ("missing file", None, None),
     ("no [Main]", "[Agent]\ndata_dir = {data}\n", "[Main]"),
