@@ -114,7 +114,9 @@ def fast_parse(argv):
     """Parse a plain, well-formed command line without importing argparse, or return None.
 
     argparse costs pd-send about 7 ms of imports per call; anything unusual
-    (help, an error, an abbreviation, -kKEY) returns None so argparse handles it.
+    (help, an error, an abbreviation, -kKEY, a value starting with '-')
+    returns None so argparse handles it. Whatever this returns, argparse
+    returns too (tests/test_differential.py).
     """
     specs = {}
     values = {}
