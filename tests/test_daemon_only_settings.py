@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, Tinyproxy, as_user, routing_key, wait_for
+from conftest import ROOT, Tinyproxy, as_user, assert_usage_error, routing_key, wait_for
 
 from pdagent.config import (
     ConfigError,
@@ -84,6 +84,20 @@ def test_the_daemon_refuses_the_same_config_in_one_line(offline_agent, case, phr
     assert lines[0].startswith(f"pdagentd: {agent.config_path}: ") and phrase in lines[0]
     assert PROXY_PASSWORD not in result.stderr
     assert agent.pid() is None
+
+
+@pytest.mark.parametrize("problem", ["config only root can read", "data_dir that is not there"])
+def test_what_pd_send_reads_still_stops_it_in_one_line(offline_agent, other_user, problem):
+    agent = offline_agent
+    if problem == "config only root can read":
+        os.chmod(agent.config_path, 0o600)
+        phrase = f"{agent.config_path}: cannot read config file: Permission denied"
+    else:
+        agent.configure(data_dir=os.path.join(agent.base, "absent"))
+        phrase = os.path.join(agent.base, "absent")
+    result = agent.send("-k", KEY, "-t", "trigger", "-d", "x", user=other_user)
+    assert_usage_error(result, "pd-send", phrase)
+    assert agent.names("pdq") == [] and agent.names("tmp") == []
 
 
 def test_pd_send_never_opens_ca_bundle_or_proxy_url_file(offline_agent, other_user):
