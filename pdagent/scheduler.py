@@ -1,0 +1,411 @@
+"""The delivery schedule: which routing key sends next, and when. Pure state, no I/O.
+
+delivery.Engine runs the threads, reads and moves the spool's files and talks
+HTTP around this; here are only data and decisions, with the clock injected
+(a callable returning monotonic seconds), so tests can drive the schedule
+through clock steps, restarts and days of simulated time in milliseconds.
+
+Invariants:
+- Per routing key, at most one event is out of the queue at a time: SENDING
+  while its POST runs, then SYNCING until its move out of pdq/ is on disk.
+  The next event a key sends is always its oldest pending enqueue time, so a
+  resolve never overtakes its trigger, and a power cut can undo at most the
+  last move of each key.
+- A key is in exactly one state (KEY_STATES). READY keys take turns in a FIFO
+  (round robin), so a busy, paced or backed-off key never delays another;
+  each WAITING key has exactly one entry in the heap of deadlines.
+- Every deadline is on the injected monotonic clock: a step of the wall
+  clock changes nothing here. Wall time comes in only as an argument, when
+  back-offs are saved for state.json or restored from it.
+- Back-off from failures lives in memory only: a restart tries every key at
+  once. The one deadline that survives a restart is the API's own (429 with
+  Retry-After), which `saved_keys` reports and `restore` takes back.
+- Pacing: at most `max_per_minute` sends per key in any 60 s (PagerDuty's
+  window), so bursts wait here instead of bouncing with 429.
+- Pending enqueue times are kept per key in ascending arrays of 8-byte
+  integers, so a million-event backlog costs 8 MB, not a list of int objects.
+"""
+
+import collections
+import heapq
+import random
+from array import array
+from bisect import bisect_left
+
+# What became of one attempt. sender.py sorts HTTP answers into the first five;
+# the engine finds the other two before any POST.
+DELIVERED = "delivered"        # 2xx: the file goes to suc/
+REJECTED = "rejected"          # a 4xx that blames the event: err/ at once
+THROTTLED = "throttled"        # 429: back off, never err/
+FAILED = "failed"              # 5xx, 408, timeouts: back off; err/ after the retry limit
+UNREACHABLE = "unreachable"    # network, DNS, proxy, TLS: back off, never err/
+GONE = "gone"                  # the file left pdq/ before its turn (moved by hand)
+BAD_ENTRY = "bad entry"        # not an event we can send: err/ unsent
+BACK_OFF_KINDS = (THROTTLED, FAILED, UNREACHABLE)
+
+# Where a routing key is in the schedule.
+IDLE = "idle"          # nothing pending, or just finished and not yet placed
+READY = "ready"        # in the round robin
+WAITING = "waiting"    # in the deadline heap: paced or backed off
+SENDING = "sending"    # one event out for its POST
+SYNCING = "syncing"    # its last event moved out of pdq/; waiting for the directory fsync
+KEY_STATES = (IDLE, READY, WAITING, SENDING, SYNCING)
+
+PACING_WINDOW_SECS = 60.0
+MIN_RETRY_AFTER_SECS = 1.0      # `Retry-After: 0` must not make a hot loop
+MAX_RETRY_AFTER_SECS = 3600.0   # nor a huge one stop a key for days
+MAX_BACKOFF_EXPONENT = 30
+
+_SORT_RUN = 65536   # sorted() takes this many at once: a list of ints costs 36 bytes each
+_BUCKETS = 64
+
+
+def sorted_stamps(stamps):
+    """A new ascending array of the array `stamps`, which is emptied on the way.
+
+    Past `_SORT_RUN` items the stamps are split into buckets by value and each
+    bucket sorted on its own (a clump is split again), so no list of all of
+    them is ever built.
+    """
+    if len(stamps) > _SORT_RUN:
+        low, high = min(stamps), max(stamps)
+        if low < high:
+            width = (high - low) // _BUCKETS + 1
+            buckets = [array("q") for _ in range(_BUCKETS)]
+            for stamp in stamps:
+                buckets[(stamp - low) // width].append(stamp)
+            del stamps[:]
+            result = array("q")
+            for bucket in buckets:
+                result.extend(sorted_stamps(bucket))
+            return result
+    result = array("q", sorted(stamps))
+    del stamps[:]
+    return result
+
+
+class PendingStamps:
+    """One key's pending enqueue times, ascending: an array with a moving head."""
+
+    __slots__ = ("_head", "_stamps")
+    _COMPACT_AFTER = 4096
+
+    def __init__(self, ascending=None):
+        self._stamps = ascending if ascending is not None else array("q")
+        self._head = 0
+
+    def __len__(self):
+        return len(self._stamps) - self._head
+
+    def __iter__(self):
+        return iter(self._stamps[self._head:])
+
+    def first(self):
+        return self._stamps[self._head]
+
+    def add(self, stamp):
+        """Insert `stamp` in order; False if it is there already."""
+        stamps = self._stamps
+        if len(stamps) == self._head or stamp > stamps[-1]:
+            stamps.append(stamp)  # the usual case: newer than everything pending
+            return True
+        at = bisect_left(stamps, stamp, self._head)
+        if stamps[at] == stamp:
+            return False
+        if at == self._head and self._head:
+            self._head -= 1  # an event put back at the front: reuse the slot it left
+            stamps[self._head] = stamp
+        else:
+            stamps.insert(at, stamp)
+        return True
+
+    def remove(self, stamp):
+        at = bisect_left(self._stamps, stamp, self._head)
+        if at < len(self._stamps) and self._stamps[at] == stamp:
+            del self._stamps[at]
+
+    def pop_first(self):
+        stamp = self._stamps[self._head]
+        self._head += 1
+        if self._head >= self._COMPACT_AFTER and self._head * 2 >= len(self._stamps):
+            del self._stamps[:self._head]
+            self._head = 0
+        return stamp
+
+
+class _Key:
+    """One routing key: its pending events, its state, its pacing and back-off."""
+
+    __slots__ = ("backoff_until", "backoffs", "failures", "in_flight", "pending", "reason",
+                 "recent_sends", "routing_key", "state", "throttled")
+
+    def __init__(self, routing_key, max_per_minute):
+        self.routing_key = routing_key
+        self.pending = PendingStamps()
+        self.state = IDLE
+        self.in_flight = None  # the enqueue time SENDING or SYNCING
+        self.recent_sends = collections.deque(maxlen=max_per_minute or 1)
+        self.backoffs = 0          # back-offs in a row: sets the next wait
+        self.failures = 0          # failures in a row of the oldest event that may be its own (5xx, timeouts)
+        self.backoff_until = 0.0   # monotonic
+        self.throttled = False     # the back-off is the API's own deadline (429 with Retry-After)
+        self.reason = ""
+
+
+class Scheduler:
+    """Keys, their pending events, and which one goes next. Not thread-safe: the engine locks."""
+
+    def __init__(self, clock, max_per_minute=0, backoff_interval=60.0, backoff_max=600.0,
+                 retry_limit=60, rng=None):
+        self.clock = clock
+        self.max_per_minute = max_per_minute
+        self.backoff_interval = backoff_interval
+        self.backoff_max = backoff_max
+        self.retry_limit = retry_limit
+        self.rng = rng or random.Random()
+        self.keys = {}
+        self.in_flight = 0
+        self.highest_stamp = 0   # the newest enqueue time ever seen
+        self._ready = collections.deque()
+        self._waiting = []       # heap of (deadline, routing key), one per WAITING key
+        self._listing = None     # while a listing of pdq/ is taken: what changed meanwhile
+        self.saved_changed = False  # what saved_keys reports has changed since it was last saved
+
+    # -- what is pending -------------------------------------------------------
+
+    def _record(self, routing_key):
+        record = self.keys.get(routing_key)
+        if record is None:
+            record = self.keys[routing_key] = _Key(routing_key, self.max_per_minute)
+        return record
+
+    def add(self, routing_key, stamp):
+        """A new event file (routing key, enqueue time) was found in pdq/."""
+        record = self._record(routing_key)
+        if stamp == record.in_flight and record.state in (SENDING, SYNCING):
+            return  # the one out already, seen again by a listing or a late notification
+        if self._put_back(record, stamp):
+            self.highest_stamp = max(self.highest_stamp, stamp)
+        self._place(record)
+
+    def _put_back(self, record, stamp):
+        """Add `stamp` to the key's pending events (and to what a listing under way must keep)."""
+        if not record.pending.add(stamp):
+            return False
+        if self._listing is not None:
+            self._listing[0].append((record.routing_key, stamp))
+        return True
+
+    def begin_listing(self):
+        """A full listing of pdq/ starts; `end_listing` takes what it found."""
+        out = {(record.routing_key, record.in_flight) for record in self.keys.values()
+               if record.state in (SENDING, SYNCING)}
+        self._listing = ([], out)
+
+    def abort_listing(self):
+        """The listing failed: the index stays as it is."""
+        self._listing = None
+
+    def end_listing(self, found):
+        """Make the index what the listing `found` ({routing key: array of enqueue times}, in
+        any order; emptied here) says, keeping what changed while it was taken: events
+        added meanwhile stay, events taken out meanwhile are not put back."""
+        added, taken = self._listing
+        self._listing = None
+        taken_by_key = collections.defaultdict(list)
+        for routing_key, stamp in taken:
+            taken_by_key[routing_key].append(stamp)
+        for routing_key in list(self.keys):
+            if routing_key not in found:
+                self.keys[routing_key].pending = PendingStamps()
+        for routing_key in list(found):
+            stamps = sorted_stamps(found.pop(routing_key))
+            if stamps:
+                self.highest_stamp = max(self.highest_stamp, stamps[-1])
+            pending = PendingStamps(stamps)
+            for stamp in taken_by_key.get(routing_key, ()):
+                pending.remove(stamp)
+            self._record(routing_key).pending = pending
+        for routing_key, stamp in added:
+            self._record(routing_key).pending.add(stamp)
+        for record in list(self.keys.values()):
+            self._place(record)
+            self._forget_if_done(record)
+
+    # -- taking turns ------------------------------------------------------------
+
+    def _place(self, record):
+        """Put an idle key with pending events in line: ready now, or waiting until its time."""
+        if record.state != IDLE or not record.pending:
+            return
+        now = self.clock()
+        when = max(record.backoff_until, self._pacing_until(record))
+        if when <= now:
+            record.state = READY
+            self._ready.append(record.routing_key)
+        else:
+            record.state = WAITING
+            heapq.heappush(self._waiting, (when, record.routing_key))
+
+    def _pacing_until(self, record):
+        sends = record.recent_sends
+        if self.max_per_minute and len(sends) == self.max_per_minute:
+            return sends[0] + PACING_WINDOW_SECS
+        return 0.0
+
+    def wake_due(self):
+        """Move the keys whose deadline has come to the round robin; True if any became ready."""
+        now = self.clock()
+        woken = False
+        while self._waiting and self._waiting[0][0] <= now:
+            _, routing_key = heapq.heappop(self._waiting)
+            record = self.keys[routing_key]
+            record.state = IDLE
+            self._place(record)
+            woken = woken or record.state == READY
+        return woken
+
+    def next_deadline(self):
+        """The monotonic time the next waiting key is due, or None."""
+        return self._waiting[0][0] if self._waiting else None
+
+    def next_job(self):
+        """(routing key, enqueue time) to send now, marked SENDING; None if no key is ready."""
+        while self._ready:
+            record = self.keys[self._ready.popleft()]
+            if not record.pending:  # a listing found its files gone
+                record.state = IDLE
+                self._forget_if_done(record)
+                continue
+            record.in_flight = record.pending.pop_first()
+            record.state = SENDING
+            if self.max_per_minute:
+                record.recent_sends.append(self.clock())
+            if self._listing is not None:
+                self._listing[1].add((record.routing_key, record.in_flight))
+            self.in_flight += 1
+            return record.routing_key, record.in_flight
+        return None
+
+    def ready_count(self):
+        return len(self._ready)
+
+    # -- answers ---------------------------------------------------------------
+
+    def count_failure(self, routing_key):
+        """One more failure of the key's oldest event that may be its own; how many in a row."""
+        record = self.keys[routing_key]
+        record.failures += 1
+        self.saved_changed = True
+        return record.failures
+
+    def finish(self, routing_key, kind, left_queue, moved=False, retry_after=None, reason=""):
+        """The key's event in flight is done with.
+
+        `left_queue`: the file is out of pdq/ (moved, gone, or skipped for good);
+        otherwise it goes back to the front of the key. `moved`: the engine moved
+        it and will call `synced` once the move is on disk. A kind in
+        BACK_OFF_KINDS backs the key off.
+        """
+        record = self.keys[routing_key]
+        stamp, record.in_flight = record.in_flight, None
+        self.in_flight -= 1
+        if left_queue:
+            if record.failures:
+                record.failures = 0  # they counted the event that left
+                self.saved_changed = True
+            if kind == DELIVERED and record.backoffs:
+                record.backoffs = 0
+                record.reason = ""
+                self.saved_changed = True
+        else:
+            self._put_back(record, stamp)
+        if kind == GONE and self.max_per_minute and record.recent_sends:
+            record.recent_sends.pop()  # nothing was sent
+        if kind in BACK_OFF_KINDS:
+            self._back_off(record, kind, retry_after, reason)
+        if moved:
+            record.in_flight = stamp
+            record.state = SYNCING
+        else:
+            record.state = IDLE
+            self._place(record)
+            self._forget_if_done(record)
+
+    def synced(self, routing_keys):
+        """The moves of these SYNCING keys are on disk: they may send again."""
+        for routing_key in routing_keys:
+            record = self.keys.get(routing_key)
+            if record is not None and record.state == SYNCING:
+                record.state, record.in_flight = IDLE, None
+                self._place(record)
+                self._forget_if_done(record)
+
+    def _back_off(self, record, kind, retry_after, reason):
+        if retry_after is not None:
+            delay = min(max(retry_after, MIN_RETRY_AFTER_SECS), MAX_RETRY_AFTER_SECS)
+        else:
+            exponent = min(record.backoffs, MAX_BACKOFF_EXPONENT)
+            delay = min(self.backoff_interval * 2 ** exponent, self.backoff_max)
+            delay *= self.rng.uniform(0.75, 1.0)  # jitter: keys that failed together retry apart
+        record.backoffs += 1
+        record.backoff_until = self.clock() + delay
+        record.throttled = kind == THROTTLED and retry_after is not None
+        record.reason = reason
+        self.saved_changed = True
+
+    def _forget_if_done(self, record):
+        """Drop a key with nothing pending, no back-off and no pacing to remember."""
+        now = self.clock()
+        if (record.state == IDLE and not record.pending and record.backoff_until <= now
+                and (not record.recent_sends or record.recent_sends[-1] <= now - PACING_WINDOW_SECS)):
+            del self.keys[record.routing_key]
+
+    def forget_idle_keys(self):
+        """Drop every key `_forget_if_done` would (run now and then: keys come and go for days)."""
+        for record in list(self.keys.values()):
+            self._forget_if_done(record)
+
+    # -- across restarts ---------------------------------------------------------
+
+    def backed_off(self, routing_key):
+        record = self.keys.get(routing_key)
+        return record is not None and record.backoff_until > self.clock()
+
+    def saved_keys(self, wall_now):
+        """What state.json keeps of the keys: those backed off or with failures counted.
+
+        `backoff_until` is wall time (for pd-queue status and the next start);
+        only a `throttled` one is honoured after a restart.
+        """
+        now = self.clock()
+        saved = {}
+        for record in self.keys.values():
+            backed_off = record.backoff_until > now
+            if backed_off or record.failures:
+                saved[record.routing_key] = {
+                    "backoff_until": round(wall_now + record.backoff_until - now, 3) if backed_off else 0,
+                    "backoffs": record.backoffs, "failures": record.failures,
+                    "reason": record.reason, "throttled": backed_off and record.throttled}
+        return saved
+
+    def restore(self, saved, wall_now):
+        """Take back what `saved_keys` reported before a restart: failure counts, and the
+        API's throttling deadlines (others are dropped: a restart means try now)."""
+        for routing_key, entry in saved.items():
+            failures = entry.get("failures")
+            until = entry.get("backoff_until")
+            throttled = (entry.get("throttled") is True and isinstance(until, (int, float))
+                         and until > wall_now)
+            counted = isinstance(failures, int) and not isinstance(failures, bool) and failures > 0
+            if not (throttled or counted):
+                continue
+            record = self._record(routing_key)
+            record.failures = failures if counted else 0
+            self.saved_changed = True
+            if throttled:
+                # A wall clock stepped back since would lengthen the wait: never past the cap.
+                record.backoff_until = self.clock() + min(until - wall_now, MAX_RETRY_AFTER_SECS)
+                record.throttled = True
+                record.backoffs = 1
+                record.reason = str(entry.get("reason", ""))
