@@ -11,13 +11,20 @@ Invariants, which everything else relies on:
   of overwriting, so two writers in the same microsecond both succeed: the
   loser takes the next microsecond), fsync again, and unlink the tmp name.
 - Name order is queue order; per routing key the daemon sends strictly in
-  name order.
+  name order. A writer's enqueue time is the later of now and just after
+  pdq/'s last change (its mtime, which any user can stat), so after the wall
+  clock steps back a later event still sorts after the ones before it; the
+  daemon keeps pdq/'s mtime at the newest enqueue time it has seen while the
+  clock is behind it (delivery.py).
 - Only the daemon moves files out of pdq/ (rename: atomic), and only after
   the Events API answered; `pd-queue retry` moves err/ -> pdq/. Both do so
   holding the queue lock (flock on db/queue.lock), which the kernel drops
-  when a process dies, so no lock is ever left behind.
+  when a process dies, so no lock is ever left behind. A move is made
+  durable by fsyncing the target directory, then pdq/ (delivery.py batches
+  these; `retry` does it once at the end).
 - Enqueueing takes no lock and never reads pdq/: any local user can drop an
-  event into a directory they cannot list (mode 3753, group pdagent). The
+  event into a directory they cannot list (mode 3753, group pdagent). A
+  missing spool is created first, as pd-send always did. The
   sticky bit means only a file's owner and the daemon (the directory's
   owner) may remove or replace it: no user can take another's event away.
 - Other users may put anything in pdq/, so no name is trusted: only names
@@ -44,6 +51,7 @@ MAX_ENTRY_BYTES = 512 * 1024
 STALE_TMP_SECS = 3600
 
 _NAME_SUFFIX = ".txt"
+_NAMES_PER_CHUNK = 10000
 
 
 class SpoolError(Exception):
@@ -188,7 +196,12 @@ class QueueLock:
         self.on_failure = on_failure
         self._fd = None
 
-    def __enter__(self):
+    def acquire(self, wait=True):
+        """Take the lock; with `wait=False`, return False at once if another process holds it.
+
+        True also when the lock file cannot be opened and `required` is False
+        (the work goes on unlocked, as said above).
+        """
         # O_NOFOLLOW: db/ belongs to the daemon's account; whoever else takes the
         # lock (root running pd-queue) must not open or create through its links.
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -203,15 +216,26 @@ class QueueLock:
                 raise SpoolError(f"cannot open the queue lock {self.path}: {error.strerror}") from None
             if self.on_failure:
                 self.on_failure(error)
-            return self
-        fcntl.flock(fd, fcntl.LOCK_EX)
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
         self._fd = fd
-        return self
+        return True
 
-    def __exit__(self, *exc_info):
+    def release(self):
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
 
 
 class Spool:
@@ -230,25 +254,32 @@ class Spool:
         return QueueLock(self.db_dir, required, on_failure)
 
     def create_dirs(self):
-        """Create the tree where missing (dev layout; packages create it with its modes)."""
+        """Create the tree where missing (dev layout and first use; packages create it with its modes)."""
         for sub in ("tmp",) + QUEUE_STATES:
-            os.makedirs(os.path.join(self.outqueue_dir, sub), exist_ok=True)
+            path = os.path.join(self.outqueue_dir, sub)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as error:
+                raise SpoolError(f"cannot create the spool directory {path}: {error.strerror}") from None
 
     # -- writing ---------------------------------------------------------
 
     def enqueue(self, routing_key, data, now=None):
-        """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name."""
+        """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name.
+
+        A missing spool is created (SpoolError, one line, if it cannot be).
+        `now` (seconds) sets the enqueue time as is, for tests and tools.
+        """
         check_routing_key(routing_key)
         if not is_event_key(routing_key):
             raise EventError("routing key must not contain control or other non-printable characters")
-        enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
-        tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
         pdq_dir = os.path.join(self.outqueue_dir, "pdq")
-        try:
-            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         ENTRY_MODE)
-        except OSError as error:
-            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
+        if now is None:
+            enqueue_time_us = self._next_enqueue_time(pdq_dir)
+        else:
+            enqueue_time_us = int(now * 1_000_000)
+        tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
+        fd = self._create_tmp_file(tmp_path)
         try:
             os.fchmod(fd, ENTRY_MODE)  # whatever the caller's umask
             _write_all(fd, data)
@@ -271,6 +302,31 @@ class Spool:
             except OSError:
                 pass  # the daemon's cleanup removes stale tmp/ files
         return name
+
+    def _next_enqueue_time(self, pdq_dir):
+        """Now in microseconds, or just after pdq/'s last change if that is later (the clock
+        went back: a later event must still sort after the earlier ones). One stat; a
+        missing pdq/ means a spool never used, which is created here."""
+        now_us = time.time_ns() // 1000
+        try:
+            changed_us = os.stat(pdq_dir).st_mtime_ns // 1000
+        except FileNotFoundError:
+            self.create_dirs()
+            return now_us
+        except OSError:
+            return now_us
+        return max(now_us, changed_us + 1)
+
+    def _create_tmp_file(self, tmp_path):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            try:
+                return os.open(tmp_path, flags, ENTRY_MODE)
+            except FileNotFoundError:
+                self.create_dirs()  # tmp/ alone missing (removed by hand)
+                return os.open(tmp_path, flags, ENTRY_MODE)
+        except OSError as error:
+            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
 
     @staticmethod
     def _link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key):
@@ -303,29 +359,88 @@ class Spool:
         names.sort()
         return names
 
-    def counts_by_key(self, routing_key=None):
-        """{routing key: {"pdq": n, "suc": n, "err": n}} over the whole tree.
+    def _event_names(self, state, skipped=None):
+        """The event names of a state directory as lists of (stamp text, routing key), a
+        chunk at a time, so a million names never sit in memory at once.
 
-        pd-queue status counts 100,000 pending events with this, so the
-        per-name work runs in C: one regex over the joined listing, tallied by
-        Counter (a Python loop over the names takes several times longer). The
-        regex is parse_file_name's format; the key rule is applied per key.
+        The per-name work runs in C: one regex (parse_file_name's format) over a
+        joined chunk; the key rule is applied once per key. A Python loop per
+        name takes several times longer, and pd-queue status and the daemon's
+        scan of pdq/ read a million names with this. `skipped(name)` hears of
+        every other name.
         """
-        import collections
+        import itertools
+        import operator
         import re
-        event_key = re.compile(rf"^[1-9][0-9]{{0,{MAX_STAMP_DIGITS - 1}}}_(.+)\.txt$", re.MULTILINE)
+        event_name = re.compile(rf"^([1-9][0-9]{{0,{MAX_STAMP_DIGITS - 1}}})_(.+)\.txt$", re.MULTILINE)
+        name_of = operator.attrgetter("name")
+        key_of = operator.itemgetter(1)
+        key_allowed = {}
+        try:
+            entries = os.scandir(os.path.join(self.outqueue_dir, state))
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise SpoolError(f"cannot list {os.path.join(self.outqueue_dir, state)}: "
+                             f"{error.strerror}") from None
+        with entries:
+            while True:
+                try:
+                    names = list(map(name_of, itertools.islice(entries, _NAMES_PER_CHUNK)))
+                except OSError as error:
+                    raise SpoolError(f"cannot list {os.path.join(self.outqueue_dir, state)}: "
+                                     f"{error.strerror}") from None
+                if not names:
+                    return
+                joined = "\n".join(names)
+                if joined.count("\n") == len(names) - 1:
+                    pairs = event_name.findall(joined)
+                else:  # a name with a newline in it: parse name by name
+                    pairs = [(str(parsed[0]), parsed[1]) for parsed in map(parse_file_name, names) if parsed]
+                for key in set(map(key_of, pairs)) - key_allowed.keys():
+                    key_allowed[key] = is_event_key(key)
+                if not all(key_allowed[key] for key in set(map(key_of, pairs))):
+                    pairs = [pair for pair in pairs if key_allowed[pair[1]]]
+                if skipped is not None and len(pairs) < len(names):
+                    for name in names:
+                        if parse_file_name(name) is None:
+                            skipped(name)
+                yield pairs
+
+    def counts_by_key(self, routing_key=None):
+        """{routing key: {"pdq": n, "suc": n, "err": n}} over the whole tree."""
+        import collections
+        import operator
+        key_of = operator.itemgetter(1)
         counts = {}
         for state in QUEUE_STATES:
-            listing = self._listing(state)
-            joined = "\n".join(listing)
-            if joined.count("\n") == max(len(listing) - 1, 0):
-                tally = collections.Counter(event_key.findall(joined))
-            else:  # a name with a newline in it: count name by name
-                tally = collections.Counter(parsed[1] for parsed in map(parse_file_name, listing) if parsed)
+            tally = collections.Counter()
+            for pairs in self._event_names(state):
+                tally.update(map(key_of, pairs))
             for key, count in tally.items():
-                if (routing_key is None or key == routing_key) and is_event_key(key):
+                if routing_key is None or key == routing_key:
                     counts.setdefault(key, dict.fromkeys(QUEUE_STATES, 0))[state] = count
         return counts
+
+    def pending_stamps(self, skipped=None):
+        """{routing key: array of enqueue times} of everything in pdq/, in no order.
+
+        8 bytes per event (an array, not a list of ints); `skipped(name)` hears
+        of names that are not events.
+        """
+        import itertools
+        import operator
+        from array import array
+        stamp_of, key_of = operator.itemgetter(0), operator.itemgetter(1)
+        found = {}
+        for pairs in self._event_names("pdq", skipped):
+            pairs.sort(key=key_of)
+            for key, group in itertools.groupby(pairs, key_of):
+                stamps = found.get(key)
+                if stamps is None:
+                    stamps = found[key] = array("q")
+                stamps.extend(map(int, map(stamp_of, group)))
+        return found
 
     def read_entry(self, state, name):
         """The JSON object in a spool file; SpoolError if it is not a regular, sane file.
@@ -382,19 +497,26 @@ class Spool:
                     os.unlink(os.path.join(self.errors_dir, name + ".json"))
                 except OSError:
                     pass
+            if moved:  # so that a power cut does not quietly undo the retry
+                fsync_directory(os.path.join(self.outqueue_dir, "pdq"))
+                fsync_directory(os.path.join(self.outqueue_dir, "err"))
         return moved
 
     def cleanup(self, threshold_secs, now=None):
-        """Delete suc/ and err/ files older than the threshold and tmp/ files over an hour old."""
+        """Delete suc/ and err/ files older than the threshold and tmp/ files over an hour old.
+
+        Only err/ and its reasons need the queue lock (`pd-queue retry` moves
+        err/ files); suc/ and tmp/ are cleaned without it, so a large suc/
+        never holds up the daemon's moves.
+        """
         now = time.time() if now is None else now
-        removed = 0
+        # suc/ and err/ age from when the file got there (rename sets ctime, not mtime);
+        # tmp/ leftovers from when they were last written.
+        removed = _remove_older(os.path.join(self.outqueue_dir, "suc"), now - threshold_secs, moved_in=True)
+        removed += _remove_older(self.tmp_dir, now - STALE_TMP_SECS, moved_in=False)
         with self.lock():
-            # suc/ and err/ age from when the file got there (rename sets ctime, not mtime);
-            # tmp/ leftovers from when they were last written.
-            for state in ("suc", "err"):
-                removed += _remove_older(os.path.join(self.outqueue_dir, state), now - threshold_secs,
-                                         moved_in=True)
-            removed += _remove_older(self.tmp_dir, now - STALE_TMP_SECS, moved_in=False)
+            removed += _remove_older(os.path.join(self.outqueue_dir, "err"), now - threshold_secs,
+                                     moved_in=True)
             if os.path.isdir(self.errors_dir):
                 for reason_name in os.listdir(self.errors_dir):
                     if not os.path.lexists(self.path("err", reason_name[:-len(".json")])):
@@ -411,20 +533,23 @@ def _unlink_quietly(path):
 
 
 def _remove_older(directory, cutoff, moved_in):
-    """Remove the entries of `directory` older than `cutoff`; symlinks are not followed."""
+    """Remove the entries of `directory` older than `cutoff`; symlinks are not followed.
+
+    The listing is read as it goes (suc/ may hold a million names)."""
     removed = 0
     try:
-        entries = list(os.scandir(directory))
+        entries = os.scandir(directory)
     except OSError:
         return 0
-    for entry in entries:
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        age_from = max(info.st_mtime, info.st_ctime) if moved_in else info.st_mtime
-        if age_from < cutoff and not entry.is_dir(follow_symlinks=False):
-            removed += _unlink_quietly(entry.path)
+    with entries:
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            age_from = max(info.st_mtime, info.st_ctime) if moved_in else info.st_mtime
+            if age_from < cutoff and not entry.is_dir(follow_symlinks=False):
+                removed += _unlink_quietly(entry.path)
     return removed
 
 

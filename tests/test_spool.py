@@ -228,10 +228,13 @@ def test_failure_while_writing_the_data_leaves_nothing(spool, monkeypatch):
     assert listing(spool, "pdq") == [] and listing(spool, "tmp") == []
 
 
-def test_tmp_dir_missing_is_a_spool_error(tmp_path):
-    queue = Spool(str(tmp_path / "outqueue"))
-    with pytest.raises(SpoolError, match="cannot create a file in"):
-        queue.enqueue(KEY, b"{}")
+def test_a_missing_spool_is_created_as_pd_send_does(tmp_path):
+    queue = Spool(str(tmp_path / "data" / "outqueue"))
+    name = queue.enqueue(KEY, entry_bytes())
+    assert listing(queue, "pdq") == [name]
+    assert sorted(os.listdir(queue.outqueue_dir)) == ["err", "pdq", "suc", "tmp"]
+    os.rmdir(queue.tmp_dir)  # tmp/ alone removed by hand
+    assert queue.enqueue(KEY, entry_bytes(1)) in listing(queue, "pdq")
 
 
 def test_failure_after_link_is_all_or_nothing(spool, failing):
