@@ -1,48 +1,62 @@
-"""The delivery engine: from the spool's pdq/ to the Events API, routing key by key.
+"""The delivery engine: threads, the spool and the HTTP client around the schedule.
 
-Rules:
-- Per routing key, one event in flight at a time, oldest name first: nothing
-  of a key is sent while an earlier event of it is pending, so a resolve never
-  overtakes its trigger.
-- Keys take turns (round robin) for the sender thread(s), so a busy,
-  throttled or backed-off key never delays another key. With the default
-  `send_concurrency = 1` one event is in flight at a time, so a crash can
-  make at most one event be sent twice.
+What goes next, and when, is scheduler.py's (pure, with its invariants);
+this module does the I/O and keeps these rules:
 - A file leaves pdq/ only after the Events API answered: 2xx -> suc/, a
   rejection -> err/ (with the reason). Anything else leaves it in pdq/ and
   backs the key off (sender.py says which answer means what).
-- Pacing: at most `max_events_per_minute_per_key` sends per key in any 60 s,
-  PagerDuty's own window, so bursts wait here instead of bouncing with 429.
+- A move out of pdq/ is durable before the key's next event is sent: the
+  key waits (SYNCING) while the syncer thread fsyncs the target directory,
+  then pdq/, once for every move made meanwhile (a group commit: other keys
+  go on sending during the fsync). A power cut so repeats at most the last
+  event of each key, sent in the few milliseconds before it.
+- With the default `send_concurrency = 1` one event is in flight at a time,
+  so a crash (kill -9) can make at most one event be sent twice.
+- Every in-memory deadline is on the monotonic clock; wall time is only
+  saved (state.json) and shown.
 
 Threads: sender threads take the next event, POST it and act on the answer
-themselves; the main thread watches pdq/ (inotify, rescans), runs the timers
-(back-offs ending, cleanup, saving state) and takes signals. All schedule
-state is guarded by one lock (with a condition senders wait on); the HTTP
-request runs outside it. The main thread is not woken per event: at
-hundreds of events a second, thread ping-pong would cost more than the POST.
+themselves; the syncer makes moves durable; the main thread watches pdq/
+(inotify), runs the timers (back-offs ending, saving state) and takes
+signals; rescans and cleanups run on threads of their own, so a million
+names never hold up a new key's event. One lock guards the schedule (with
+a condition senders wait on); no thread holds it while it waits for the
+queue lock, a POST, an fsync or a listing. The main thread is not woken per
+event: at hundreds of events a second, thread ping-pong would cost more
+than the POST.
 """
 
-import collections
-import heapq
 import logging
 import os
-import random
 import select
 import threading
 import time
 
 from pdagent.event import EventError, entry_to_request
-from pdagent.sender import DELIVERED, FAILED, REJECTED, UNREACHABLE, Outcome
-from pdagent.spool import SpoolError, event_file_name, parse_file_name
+from pdagent.scheduler import (
+    BAD_ENTRY,
+    DELIVERED,
+    FAILED,
+    GONE,
+    REJECTED,
+    UNREACHABLE,
+    Scheduler,
+)
+from pdagent.sender import Outcome
+from pdagent.spool import SpoolError, event_file_name, fsync_directory, parse_file_name
 from pdagent.watch import open_watch
 
 log = logging.getLogger("pdagent.delivery")
 
-GONE, BAD_ENTRY = "gone", "bad entry"  # outcomes found before any POST
-IDLE, READY, WAITING, SENDING = "idle", "ready", "waiting", "sending"
-MAX_RETRY_AFTER_SECS = 3600
-PACING_WINDOW_SECS = 60.0
 STATE_SAVE_INTERVAL_SECS = 1.0
+FORGET_IDLE_KEYS_SECS = 300.0
+LOCK_RETRY_SECS = 0.01
+# With inotify working, the periodic rescan is only a safety net: it may take
+# at most this share of the time (a million names take seconds to list).
+RESCAN_TIME_SHARE = 0.02
+# pdq/'s mtime is kept at the newest enqueue time seen, but never further
+# ahead of the clock than this (a name from another user can claim any time).
+MAX_CLOCK_LEAD_US = 86400 * 1_000_000
 
 
 def mask_key(routing_key):
@@ -58,39 +72,37 @@ def mask_name(name):
     return f"<{len(name)}-character name ending {name[-4:]!r}>"
 
 
-class _Key:
-    """One routing key's pending events (a heap of enqueue times) and its place in the schedule."""
-
-    __slots__ = ("in_flight", "pending", "recent_sends", "routing_key", "status")
-
-    def __init__(self, routing_key):
-        self.routing_key = routing_key
-        self.pending = []
-        self.status = IDLE
-        self.in_flight = None
-        self.recent_sends = collections.deque()
-
-
 class Engine:
-    def __init__(self, main_config, spool, api, state, source_host=None, senders=1):
+    def __init__(self, main_config, spool, api, state, source_host=None, senders=1, clock=time.monotonic):
         self.config = main_config
         self.spool = spool
         self.api = api
         self.state = state
         self.source_host = source_host or (lambda: os.uname().nodename)
         self.senders = senders
+        self.clock = clock
         self.pdq_dir = os.path.join(spool.outqueue_dir, "pdq")
-        self.keys = {}
-        self.ready = collections.deque()
-        self.waiting = []  # heap of (when, routing key)
-        self.in_flight = 0
-        self._changed = threading.Condition()  # guards everything above; senders wait on it
+        self.scheduler = Scheduler(
+            clock, max_per_minute=main_config.max_events_per_minute_per_key,
+            backoff_interval=main_config.backoff_interval_secs, backoff_max=main_config.backoff_max_secs,
+            retry_limit=main_config.retry_limit_for_possible_errors)
+        self._lock = threading.Lock()  # guards the scheduler and everything below
+        self._changed = threading.Condition(self._lock)      # senders wait on it
+        self._sync_wanted = threading.Condition(self._lock)  # the syncer waits on it
+        self._unsynced_keys = []     # keys whose last move is not yet durable
+        self._unsynced_dirs = set()  # the directories those moves went to
+        self._rescan_wanted = False
+        self._rescan_thread = None
+        self._rescan_secs = 0.0      # how long the last listing of pdq/ took
+        self._cleanup_thread = None
+        self._main_loop_deadline = 0.0  # when the main loop wakes up next (monotonic)
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._warned_names = set()
         self._unmovable = set()  # bad entries that cannot be moved to err/: skipped, not retried
         self._lock_failure_logged = False
+        self._sync_failure_logged = False
         self._stopping = False
 
     # -- the main loop -------------------------------------------------------
@@ -114,39 +126,53 @@ class Engine:
         """
         threads = [threading.Thread(target=self._sender_loop, name=f"sender-{number}", daemon=True)
                    for number in range(self.senders)]
-        watch = open_watch(self.pdq_dir)
+        threads.append(threading.Thread(target=self._syncer_loop, name="syncer", daemon=True))
+        self._restore_state()
+        watch = self._open_watch()
         if watch is None:
             log.warning("inotify unavailable for %s: new events are found by the rescan every %s s",
                         self.pdq_dir, self.config.send_interval_secs)
-        self._cleanup()
-        now = time.time()
-        self.rescan(now)
+        self._list_pending()
         for thread in threads:
             thread.start()
-        next_rescan = now + self.config.send_interval_secs
+        now = self.clock()
+        self._start_cleanup()
+        next_rescan = now + self._rescan_interval(watch)
         next_cleanup = now + self.config.cleanup_interval_secs
+        next_forget = now + FORGET_IDLE_KEYS_SECS
         next_save = now
         try:
             while not self._stopping:
-                now = time.time()
+                now = self.clock()
                 if now >= next_rescan:
-                    self.rescan(now)
-                    next_rescan = now + self.config.send_interval_secs
+                    if watch is None:
+                        watch = self._open_watch()
+                    self._start_rescan()
+                    next_rescan = now + self._rescan_interval(watch)
                 if now >= next_cleanup:
-                    self._cleanup()
+                    self._start_cleanup()
                     next_cleanup = now + self.config.cleanup_interval_secs
-                with self._changed:
-                    self._wake_due(now)
-                    if self.state.dirty and now >= next_save:
-                        self._save_state()
-                        next_save = now + STATE_SAVE_INTERVAL_SECS
-                    deadline = min(next_rescan, next_cleanup,
-                                   self.waiting[0][0] if self.waiting else next_rescan,
-                                   next_save if self.state.dirty else next_rescan)
+                with self._lock:
+                    if self.scheduler.wake_due():
+                        self._changed.notify_all()
+                    if now >= next_forget:
+                        self.scheduler.forget_idle_keys()
+                        next_forget = now + FORGET_IDLE_KEYS_SECS
+                    save_wanted = self.state.dirty or self.scheduler.saved_changed
+                if save_wanted and now >= next_save:
+                    self._save_state()
+                    next_save = now + STATE_SAVE_INTERVAL_SECS
+                with self._lock:
+                    due = self.scheduler.next_deadline()
+                    save_wanted = self.state.dirty or self.scheduler.saved_changed
+                    deadline = min(next_rescan, next_cleanup, next_forget,
+                                   next_rescan if due is None else due,
+                                   next_save if save_wanted else next_rescan)
+                    self._main_loop_deadline = deadline  # senders wake us for anything sooner
                 readable, _, _ = select.select([self._wake_read] + ([watch] if watch else []), [], [],
-                                               max(0.0, deadline - time.time()))
+                                               max(0.0, deadline - self.clock()))
                 if watch is not None and watch in readable:
-                    self._take_new_names(watch, time.time())
+                    watch = self._take_notifications(watch)
                 self._drain_wake_pipe()
                 if on_tick is not None:
                     on_tick()
@@ -156,17 +182,19 @@ class Engine:
                 watch.close()
 
     def _shut_down(self, threads, grace_secs):
-        with self._changed:
+        with self._lock:
             self._stopping = True
             self._changed.notify_all()
-        deadline = time.time() + grace_secs
+            self._sync_wanted.notify_all()
+        deadline = self.clock() + grace_secs
         for thread in threads:
-            thread.join(max(0.0, deadline - time.time()))
-        with self._changed:
-            if self.in_flight:
+            thread.join(max(0.0, deadline - self.clock()))
+        self._sync_moves()  # whatever a sender moved after the syncer stopped
+        with self._lock:
+            if self.scheduler.in_flight:
                 log.warning("stopping with %d event(s) unanswered; they stay queued and are sent again",
-                            self.in_flight)
-            self._save_state()
+                            self.scheduler.in_flight)
+        self._save_state()
 
     def _drain_wake_pipe(self):
         try:
@@ -176,6 +204,23 @@ class Engine:
             pass
 
     # -- the index of pending events -------------------------------------------
+
+    def _open_watch(self):
+        watch = open_watch(self.pdq_dir)
+        if watch is not None:
+            self._keep_pdq_mtime_ahead()
+        return watch
+
+    def _rescan_interval(self, watch):
+        if watch is None:
+            return self.config.send_interval_secs  # the only way new events are found
+        return max(self.config.send_interval_secs, self._rescan_secs / RESCAN_TIME_SHARE)
+
+    def _skipped(self, name):
+        if name not in self._warned_names and len(self._warned_names) < 10000:
+            self._warned_names.add(name)
+            log.warning("skipping %r in pdq/: not an event file name (<time>_<key>.txt)",
+                        mask_name(name))
 
     def _parse(self, name):
         """(enqueue time, routing key) of a pdq/ name in the agent's format, else None (logged once).
@@ -187,132 +232,103 @@ class Engine:
         if name in self._unmovable:
             return None
         parsed = parse_file_name(name)
-        if parsed:
-            return parsed
-        if name not in self._warned_names and len(self._warned_names) < 10000:
-            self._warned_names.add(name)
-            log.warning("skipping %r in pdq/: not an event file name (<time>_<key>.txt)",
-                        mask_name(name))
-        return None
+        if parsed is None:
+            self._skipped(name)
+        return parsed
 
-    def rescan(self, now):
-        """Rebuild the index from a full listing of pdq/ (the fallback for missed notifications).
-
-        The listing is taken without the lock (senders go on); an event sent
-        meanwhile may be indexed again and is skipped as gone when its turn comes.
-        """
-        found = {}
+    def _list_pending(self):
+        """Rebuild the index from a full listing of pdq/ (at start, and as the safety net
+        for missed notifications). The listing is taken without the lock: senders go on,
+        and the scheduler keeps what changed meanwhile."""
+        started = self.clock()
+        with self._lock:
+            self.scheduler.begin_listing()
         try:
-            with os.scandir(self.pdq_dir) as entries:
-                for entry in entries:
-                    parsed = self._parse(entry.name)
-                    if parsed:
-                        found.setdefault(parsed[1], []).append(parsed[0])
-        except OSError as error:
-            log.error("cannot list %s: %s", self.pdq_dir, error.strerror)
+            found = self.spool.pending_stamps(skipped=self._skipped)
+        except SpoolError as error:
+            log.error("%s", error)
+            with self._lock:
+                self.scheduler.abort_listing()
             return
-        with self._changed:
-            self._merge_listing(found, now)
+        for name in self._unmovable:
+            stamp, routing_key = parse_file_name(name)
+            if stamp in found.get(routing_key, ()):
+                found[routing_key].remove(stamp)
+        with self._lock:
+            self.scheduler.end_listing(found)
             self._changed.notify_all()
+        self._rescan_secs = self.clock() - started
+        self._keep_pdq_mtime_ahead()
 
-    def _merge_listing(self, found, now):
-        for routing_key in list(self.keys):
-            if routing_key not in found and self.keys[routing_key].status != SENDING:
-                del self.keys[routing_key]  # nothing left; a stale schedule entry is skipped
-        for routing_key, times in found.items():
-            record = self.keys.get(routing_key)
-            if record is None:
-                record = self.keys[routing_key] = _Key(routing_key)
-            if record.in_flight is not None:
-                times = [stamp for stamp in times if stamp != record.in_flight]
-            heapq.heapify(times)
-            record.pending = times
-            self._schedule(record, now)
+    def _start_rescan(self):
+        """List pdq/ again on a thread of its own (once more after it, if one is running)."""
+        with self._lock:
+            self._rescan_wanted = True
+            if self._rescan_thread is not None:
+                return
+            self._rescan_thread = threading.Thread(target=self._rescan_loop, name="rescan", daemon=True)
+            self._rescan_thread.start()
 
-    def _take_new_names(self, watch, now):
-        names, overflowed = watch.read()
-        if overflowed:
+    def _rescan_loop(self):
+        while True:
+            with self._lock:
+                if not self._rescan_wanted or self._stopping:
+                    self._rescan_thread = None
+                    return
+                self._rescan_wanted = False
+            self._list_pending()
+
+    def _take_notifications(self, watch):
+        """Index the names inotify reported; returns the watch to go on with."""
+        names, overflowed, lost = watch.read()
+        if lost:
+            log.warning("%s was removed or replaced: watching it anew and rescanning", self.pdq_dir)
+            watch.close()
+            watch = self._open_watch()
+            if watch is None:
+                log.error("cannot watch %s: new events are found by the rescan every %s s until it can",
+                          self.pdq_dir, self.config.send_interval_secs)
+            self._start_rescan()
+        elif overflowed:
             log.info("inotify queue overflowed: rescanning %s", self.pdq_dir)
-            self.rescan(now)
-            return
-        with self._changed:
-            for name in names:
-                parsed = self._parse(name)
-                if parsed:
-                    record = self.keys.get(parsed[1])
-                    if record is None:
-                        record = self.keys[parsed[1]] = _Key(parsed[1])
-                    heapq.heappush(record.pending, parsed[0])
-                    self._schedule(record, now)
-            self._changed.notify_all()
+            self._start_rescan()
+        parsed = [pair for pair in map(self._parse, names) if pair]
+        if parsed:
+            with self._lock:
+                for stamp, routing_key in parsed:
+                    self.scheduler.add(routing_key, stamp)
+                self._changed.notify_all()
+            self._keep_pdq_mtime_ahead()
+        return watch
 
-    # -- the schedule --------------------------------------------------------
+    def _keep_pdq_mtime_ahead(self):
+        """After the wall clock stepped back, keep pdq/'s mtime at the newest enqueue time seen.
 
-    def _schedule(self, record, now):
-        """Put an idle key with pending events in line: ready now, or waiting until its time."""
-        if record.status != IDLE or not record.pending:
-            return
-        when = max(self._backoff_until(record.routing_key), self._pacing_until(record, now))
-        if when <= now:
-            record.status = READY
-            self.ready.append(record.routing_key)
-        else:
-            record.status = WAITING
-            heapq.heappush(self.waiting, (when, record.routing_key))
-
-    def _backoff_until(self, routing_key):
-        saved = self.state.keys.get(routing_key)
-        return saved.get("backoff_until", 0) if saved else 0
-
-    def _pacing_until(self, record, now):
-        limit = self.config.max_events_per_minute_per_key
-        sends = record.recent_sends
-        while sends and sends[0] <= now - PACING_WINDOW_SECS:
-            sends.popleft()
-        if limit and len(sends) >= limit:
-            return sends[-limit] + PACING_WINDOW_SECS
-        return 0
-
-    def _wake_due(self, now):
-        woken = False
-        while self.waiting and self.waiting[0][0] <= now:
-            _, routing_key = heapq.heappop(self.waiting)
-            record = self.keys.get(routing_key)
-            if record is not None and record.status == WAITING:
-                record.status = IDLE
-                self._schedule(record, now)
-                woken = True
-        if woken:
-            self._changed.notify_all()
-
-    def _take_job(self, now):
-        """The next (routing key, enqueue time) to send, marked in flight; None if none is ready."""
-        while self.ready and not self._stopping:
-            record = self.keys.get(self.ready.popleft())
-            if record is None or record.status != READY:
-                continue
-            if not record.pending:
-                record.status = IDLE
-                continue
-            record.in_flight = heapq.heappop(record.pending)
-            record.status = SENDING
-            if self.config.max_events_per_minute_per_key:
-                record.recent_sends.append(now)
-            self.in_flight += 1
-            return record.routing_key, record.in_flight
-        return None
+        Writers take the later of now and pdq/'s mtime (spool.py), but each new
+        name or move sets that mtime to the (now earlier) time: put back, it
+        keeps a later event of a key sorting after the earlier ones.
+        """
+        now_us = time.time_ns() // 1000
+        newest = self.scheduler.highest_stamp
+        if newest < now_us:
+            return  # the usual case: the clock is ahead of every name
+        ahead_ns = min(newest, now_us + MAX_CLOCK_LEAD_US) * 1000
+        try:
+            os.utime(self.pdq_dir, ns=(ahead_ns, ahead_ns))
+        except OSError as error:
+            log.debug("cannot set the time of %s: %s", self.pdq_dir, error.strerror)
 
     # -- sender threads ---------------------------------------------------------
 
     def _sender_loop(self):
         while True:
-            with self._changed:
-                job = self._take_job(time.time())
+            with self._lock:
+                job = None if self._stopping else self.scheduler.next_job()
                 while job is None:
                     if self._stopping:
                         return
                     self._changed.wait()
-                    job = self._take_job(time.time())
+                    job = None if self._stopping else self.scheduler.next_job()
             routing_key, enqueue_time = job
             name = event_file_name(enqueue_time, routing_key)
             try:
@@ -320,16 +336,7 @@ class Engine:
             except Exception as error:  # never lose the thread: the event stays queued
                 log.exception("unexpected error sending %s", mask_name(name))
                 outcome, summary = Outcome(UNREACHABLE, reason=f"internal error: {error!r}"), None
-            with self._changed, self.spool.lock(required=False, on_failure=self._lock_failed):
-                self._handle(routing_key, name, outcome, summary, time.time())
-
-    def _lock_failed(self, error):
-        # db/ lost its lock file and cannot make another: go on unlocked (pd-queue
-        # retry then cannot run), which beats stopping delivery. Said once.
-        if not self._lock_failure_logged:
-            self._lock_failure_logged = True
-            log.error("cannot open the queue lock in %s: %s; delivering without it",
-                      self.spool.db_dir, error.strerror)
+            self._handle(routing_key, name, outcome, summary)
 
     def _send(self, name, routing_key):
         """Read, convert and POST one event of `routing_key`; (Outcome, (action, dedup key))."""
@@ -357,31 +364,92 @@ class Engine:
 
     # -- answers -------------------------------------------------------------
 
-    def _handle(self, routing_key, name, outcome, summary, now):
-        """Act on one answer: move the file, count, back off; then put the key back in line."""
-        record = self.keys[routing_key]
-        record.status, record.in_flight = IDLE, None
-        self.in_flight -= 1
+    def _handle(self, routing_key, name, outcome, summary):
+        """Act on one answer: move the file, count, back off; then give the key back to the schedule.
+
+        The file is moved holding only the queue lock, never the schedule's: a
+        `pd-queue retry` that holds the queue lock (even suspended) stops this
+        sender, not the main loop or the other keys' bookkeeping.
+        """
         kind = outcome.kind
-        if kind == DELIVERED:
-            if self._move(name, "suc", record, now):
-                self.state.count("delivered")
-                self.state.clear_key(routing_key)
-        elif kind in (REJECTED, BAD_ENTRY):
-            self._reject(name, outcome, record, now)
-        elif kind != GONE:  # throttled, failed or unreachable: the key backs off
-            # Only failures that may be the event's own (5xx, timeouts) count towards the limit.
-            limit = self.config.retry_limit_for_possible_errors
-            if kind == FAILED and self._failures_in_a_row(routing_key) >= limit:
+        limit = self.config.retry_limit_for_possible_errors
+        gives_up = False
+        if kind == FAILED:
+            with self._lock:
+                gives_up = self.scheduler.count_failure(routing_key) >= limit
+            if gives_up:
                 outcome.reason += f" ({limit} failures in a row: moved to the error queue)"
-                self._reject(name, outcome, record, now)
-                self._back_off(routing_key, outcome, now)
-            else:
-                self._send_later(record, name, outcome, now)
+        left_queue = moved = False
+        finish_kind, reason = kind, outcome.reason
+        if kind in (DELIVERED, REJECTED, BAD_ENTRY) or gives_up:
+            target = "suc" if kind == DELIVERED else "err"
+            left_queue, moved, failure = self._move_out(name, target, outcome)
+            if failure is not None:
+                log.error("cannot move %s to %s/: %s", mask_name(name), target, failure)
+                finish_kind, reason = FAILED, failure  # kept, and the key backs off rather than spin
+        elif kind == GONE:
+            left_queue = True
         self._log(name, routing_key, outcome, summary)
-        self._schedule(record, now)
-        if record.status == READY:
-            self._changed.notify()
+        with self._lock:
+            if moved:
+                self.state.count("delivered" if target == "suc" else "failed")
+            save_was_wanted = self.scheduler.saved_changed
+            self.scheduler.finish(routing_key, finish_kind, left_queue, moved=moved,
+                                  retry_after=outcome.retry_after if finish_kind == kind else None,
+                                  reason=reason)
+            if moved:
+                self._unsynced_keys.append(routing_key)
+                self._unsynced_dirs.add(target)
+                self._sync_wanted.notify()
+            if self.scheduler.ready_count():
+                self._changed.notify()
+            due = self.scheduler.next_deadline()
+            main_loop_must_look = ((due is not None and due < self._main_loop_deadline)
+                                   or (self.scheduler.saved_changed and not save_was_wanted))
+        if main_loop_must_look:  # a deadline it does not know of, or a back-off to save
+            self.wake()
+
+    def _move_out(self, name, target, outcome):
+        """Move an answered event to suc/ or err/ under the queue lock.
+
+        Returns (left pdq/, moved by us, why it could not be moved or None). A
+        stop while another process holds the lock leaves the event queued
+        (sent again after the restart).
+        """
+        lock = self.spool.lock(required=False, on_failure=self._lock_failed)
+        while not lock.acquire(wait=False):
+            if self._stopping:
+                return False, False, None
+            time.sleep(LOCK_RETRY_SECS)
+        try:
+            if target == "suc":
+                self.spool.move(name, "pdq", "suc")
+            else:
+                self.spool.reject(name, {"status": outcome.status, "reason": outcome.reason,
+                                         "kind": outcome.kind})
+        except FileNotFoundError:
+            return True, False, None  # moved away meanwhile (by hand)
+        except OSError as error:
+            if outcome.kind == BAD_ENTRY:
+                # Not an event at all (e.g. a directory another user made, which we
+                # may not move): skip it for good rather than block the key behind it.
+                self._unmovable.add(name)
+                log.error("skipping %s in pdq/: %s, and it cannot be moved to err/: %s",
+                          mask_name(name), outcome.reason, error.strerror)
+                return True, False, None
+            # Answered but not moved: it stays pending and may be sent again (at least once).
+            return False, False, error.strerror
+        finally:
+            lock.release()
+        return True, True, None
+
+    def _lock_failed(self, error):
+        # db/ lost its lock file and cannot make another: go on unlocked (pd-queue
+        # retry then cannot run), which beats stopping delivery. Said once.
+        if not self._lock_failure_logged:
+            self._lock_failure_logged = True
+            log.error("cannot open the queue lock in %s: %s; delivering without it",
+                      self.spool.db_dir, error.strerror)
 
     def _log(self, name, routing_key, outcome, summary):
         if outcome.kind == GONE:
@@ -396,84 +464,71 @@ class Engine:
         else:
             log.warning("%s reason=%s", line, outcome.reason)
 
-    def _move(self, name, to_state, record, now):
-        try:
-            self.spool.move(name, "pdq", to_state)
-            return True
-        except FileNotFoundError:
-            return False  # moved away meanwhile (by hand)
-        except OSError as error:
-            # Delivered but not moved: it stays pending and may be sent again
-            # later (at least once).
-            self._cannot_move(record, name, to_state, error, now)
-            return False
+    # -- durability ------------------------------------------------------------
 
-    def _cannot_move(self, record, name, to_state, error, now):
-        """A move out of pdq/ failed: keep the event and back the key off rather than spin on it."""
-        log.error("cannot move %s to %s/: %s", mask_name(name), to_state, error.strerror)
-        self._send_later(record, name, Outcome(FAILED, reason=error.strerror), now)
+    def _syncer_loop(self):
+        while True:
+            with self._lock:
+                while not self._unsynced_keys and not self._stopping:
+                    self._sync_wanted.wait()
+                if not self._unsynced_keys:
+                    return
+            self._sync_moves()
 
-    def _send_later(self, record, name, outcome, now):
-        """Put the event back at the head of its key, and back the key off."""
-        heapq.heappush(record.pending, parse_file_name(name)[0])
-        self._back_off(record.routing_key, outcome, now)
+    def _sync_moves(self):
+        """Make every move so far durable (target directories, then pdq/), then let those keys go on.
 
-    def _reject(self, name, outcome, record, now):
-        reason = {"status": outcome.status, "reason": outcome.reason, "kind": outcome.kind}
-        try:
-            self.spool.reject(name, reason)
-        except FileNotFoundError:
+        The target first: were pdq/ made durable alone, a power cut could lose
+        the name from both directories.
+        """
+        with self._lock:
+            keys, targets = self._unsynced_keys, self._unsynced_dirs
+            self._unsynced_keys, self._unsynced_dirs = [], set()
+        if not keys:
             return
-        except OSError as error:
-            if outcome.kind == BAD_ENTRY:
-                # Not an event at all (e.g. a directory another user made, which we
-                # may not move): skip it for good rather than block the key behind it.
-                self._unmovable.add(name)
-                log.error("skipping %s in pdq/: %s, and it cannot be moved to err/: %s",
-                          mask_name(name), outcome.reason, error.strerror)
-                return
-            self._cannot_move(record, name, "err", error, now)
-            return
-        self.state.count("failed")
-        saved = self.state.keys.get(record.routing_key)
-        if saved:
-            saved["failures"] = 0
-
-    def _failures_in_a_row(self, routing_key):
-        """Count one more failure of the key's oldest event; returns how many in a row."""
-        saved = self.state.key(routing_key)
-        saved["failures"] = saved.get("failures", 0) + 1
-        self.state.dirty = True
-        return saved["failures"]
-
-    def _back_off(self, routing_key, outcome, now):
-        saved = self.state.key(routing_key)
-        if outcome.retry_after is not None:
-            delay = min(outcome.retry_after, MAX_RETRY_AFTER_SECS)
-        else:
-            exponent = min(saved.get("backoffs", 0), 30)
-            delay = min(self.config.backoff_interval_secs * 2 ** exponent, self.config.backoff_max_secs)
-            delay *= random.uniform(0.75, 1.0)  # jitter: keys that failed together retry apart
-        saved["backoffs"] = saved.get("backoffs", 0) + 1
-        saved["backoff_until"] = now + delay
-        saved["reason"] = outcome.reason
-        self.state.dirty = True
-        # Saved at once (counters wait for the once-a-second save): pd-queue status
-        # shows the back-off, and a restart honours it.
-        self._save_state()
+        for directory in [self.spool.path(target, "") for target in sorted(targets)] + [self.pdq_dir]:
+            try:
+                fsync_directory(directory)
+            except OSError as error:
+                # Not durable, but still moved: a power cut may repeat these events (at least once).
+                if not self._sync_failure_logged:
+                    self._sync_failure_logged = True
+                    log.error("cannot fsync %s: %s", directory, error.strerror)
+        self._keep_pdq_mtime_ahead()
+        with self._lock:
+            self.scheduler.synced(keys)
+            self._changed.notify_all()
 
     # -- housekeeping ----------------------------------------------------------
 
+    def _restore_state(self):
+        with self._lock:
+            self.scheduler.restore(self.state.saved_keys, time.time())
+            self.scheduler.saved_changed = True  # what was not taken back leaves state.json
+
     def _save_state(self):
+        """Write state.json: encoded under the lock, written (and fsynced) outside it."""
+        with self._lock:
+            data = self.state.encode(self.scheduler.saved_keys(time.time()))
+            self.scheduler.saved_changed = False
         try:
-            self.state.save()
+            self.state.write(data)
         except OSError as error:
+            with self._lock:
+                self.state.dirty = True
             log.error("cannot save %s: %s (kept in memory, retried)", self.state.db_dir, error.strerror)
+
+    def _start_cleanup(self):
+        """Clean up suc/, err/ and tmp/ on a thread of its own (it may wait for the queue lock)."""
+        if self._cleanup_thread is not None and self._cleanup_thread.is_alive():
+            return
+        self._cleanup_thread = threading.Thread(target=self._cleanup, name="cleanup", daemon=True)
+        self._cleanup_thread.start()
 
     def _cleanup(self):
         try:
             removed = self.spool.cleanup(self.config.cleanup_threshold_secs)
-        except OSError as error:
+        except (OSError, SpoolError) as error:
             log.error("cleanup failed: %s", error)
             return
         if removed:

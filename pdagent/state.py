@@ -1,13 +1,21 @@
 """What the daemon remembers across restarts, in db/state.json (written atomically).
 
     {"counters": {"delivered": 12, "failed": 1, "started_on": "2026-11-23T16:40:00Z"},
-     "keys": {"<routing key>": {"backoff_until": 1795450952.5, "backoffs": 2,
-                                "failures": 1, "reason": "HTTP 503"}}}
+     "keys": {"<routing key>": {"backoff_until": 1795450952.5, "backoffs": 2, "failures": 1,
+                                "reason": "HTTP 503", "throttled": false}}}
 
-`backoffs` counts the key's consecutive back-offs (it sets the next wait);
-`failures` counts consecutive failures of the key's oldest event that may be
-the event's own fault (5xx, timeout), for retry_limit_for_possible_errors.
-Only the daemon writes it; pd-queue reads it.
+Only keys in trouble have an entry: backed off now, or with failures
+counted; a key delivered, rejected or idle has none, so the file stays small
+however many keys come and go. `backoff_until` is wall time, for pd-queue
+status; after a restart only a `throttled` deadline (429 with Retry-After,
+the API's own) is honoured, every other back-off is forgotten (a restart
+means try now). `backoffs` counts the key's back-offs in a row (it sets the
+next wait); `failures` counts failures in a row of the key's oldest event
+that may be the event's own fault (5xx, timeout), for
+retry_limit_for_possible_errors, and survives restarts.
+
+Only the daemon writes it, at most once a second and outside the schedule's
+lock (delivery.py); pd-queue reads it.
 """
 
 import json
@@ -49,37 +57,27 @@ def _count(value):
 
 
 class DeliveryState:
-    """The daemon's copy of the state; `save()` writes it when it changed."""
+    """The daemon's counters and what it saved of the keys; `encode` then `write` saves them."""
 
     def __init__(self, db_dir):
         self.db_dir = db_dir
         saved = read_state(db_dir, warn=log.warning)
         self.counters = saved["counters"]
-        self.keys = saved["keys"]
+        self.saved_keys = saved["keys"]  # as loaded: the schedule takes back what still holds
         self.dirty = False
 
     def start(self):
         self.counters["started_on"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.dirty = True
 
-    def key(self, routing_key):
-        """The mutable record of one key (created empty)."""
-        record = self.keys.get(routing_key)
-        if record is None:
-            record = self.keys[routing_key] = {"backoff_until": 0, "backoffs": 0, "failures": 0}
-        return record
-
-    def clear_key(self, routing_key):
-        if self.keys.pop(routing_key, None) is not None:
-            self.dirty = True
-
     def count(self, counter):
         self.counters[counter] += 1
         self.dirty = True
 
-    def save(self):
-        if not self.dirty:
-            return
-        data = json.dumps({"counters": self.counters, "keys": self.keys}, sort_keys=True).encode()
-        write_file_atomically(os.path.join(self.db_dir, STATE_FILE), data, mode=0o640)
+    def encode(self, keys):
+        """The file's bytes for the counters and `keys` (the schedule's saved_keys); clears `dirty`."""
         self.dirty = False
+        return json.dumps({"counters": self.counters, "keys": keys}, sort_keys=True).encode()
+
+    def write(self, data):
+        write_file_atomically(os.path.join(self.db_dir, STATE_FILE), data, mode=0o640)

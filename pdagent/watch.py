@@ -5,6 +5,10 @@ packaged by Debian or RHEL, and the .deb/.rpm depend only on distribution
 packages. This is the few calls the daemon needs. Where inotify is missing
 (another OS, an exhausted watch limit, a filesystem without it), `open_watch`
 returns None and the daemon relies on its periodic rescan.
+
+A watch follows the directory's inode, not its path: when the directory is
+removed, renamed or replaced, `read()` says the watch is lost (IN_IGNORED,
+IN_DELETE_SELF, IN_MOVE_SELF) and the caller opens a new one on the path.
 """
 
 import ctypes
@@ -13,7 +17,11 @@ import struct
 
 IN_CREATE = 0x00000100     # link() into the directory
 IN_MOVED_TO = 0x00000080   # rename() into the directory
+IN_DELETE_SELF = 0x00000400  # the directory itself was removed
+IN_MOVE_SELF = 0x00000800    # the directory itself was renamed (or replaced by a rename)
 IN_Q_OVERFLOW = 0x00004000  # events were lost: rescan
+IN_IGNORED = 0x00008000      # the kernel dropped the watch (directory gone, filesystem unmounted)
+_LOST = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED
 _IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = os.O_CLOEXEC
 _EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len
@@ -30,14 +38,17 @@ class DirectoryWatch:
         return self.fd
 
     def read(self):
-        """(new names, overflowed) from everything the kernel has queued; never blocks."""
+        """(new names, overflowed, lost) from everything the kernel has queued; never blocks.
+
+        `lost`: the watched directory is no longer the one at the path.
+        """
         names = []
-        overflowed = False
+        overflowed = lost = False
         while True:
             try:
                 data = os.read(self.fd, 64 * 1024)
             except BlockingIOError:
-                return names, overflowed
+                return names, overflowed, lost
             offset = 0
             while offset < len(data):
                 _, mask, _, name_length = _EVENT_HEADER.unpack_from(data, offset)
@@ -46,6 +57,8 @@ class DirectoryWatch:
                 offset += name_length
                 if mask & IN_Q_OVERFLOW:
                     overflowed = True
+                elif mask & _LOST:
+                    lost = True
                 elif name:
                     names.append(os.fsdecode(name))
 
@@ -64,7 +77,7 @@ def open_watch(path):
     fd = init(_IN_NONBLOCK | _IN_CLOEXEC)
     if fd < 0:
         return None
-    if add_watch(fd, os.fsencode(path), IN_CREATE | IN_MOVED_TO) < 0:
+    if add_watch(fd, os.fsencode(path), IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) < 0:
         os.close(fd)
         return None
     return DirectoryWatch(fd, path)
