@@ -63,7 +63,13 @@ def _user_name():
 
 
 def _is_pdagentd(pid):
-    """True if process `pid` is a pdagentd of this user (not any process that mentions the name)."""
+    """True if process `pid` is a pdagentd of this user, not any process that names it.
+
+    Its command line is the launcher itself ("/usr/bin/pdagentd -f"), or an
+    interpreter running it ("/usr/bin/python3 -s /usr/bin/pdagentd"): the
+    first argument that is not an option. `tail -f pdagentd.log`, or an
+    editor on the script, are not.
+    """
     try:
         if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
             return False
@@ -71,8 +77,13 @@ def _is_pdagentd(pid):
             arguments = cmdline.read().split(b"\0")
     except OSError:
         return False
-    # The launcher itself, or the interpreter running it: "/usr/bin/python3 -s /usr/bin/pdagentd".
-    return any(os.path.basename(argument) == b"pdagentd" for argument in arguments[:3])
+    program = os.path.basename(arguments[0])
+    if program == b"pdagentd":
+        return True
+    if not program.startswith(b"python"):
+        return False
+    script = next((argument for argument in arguments[1:] if not argument.startswith(b"-")), b"")
+    return os.path.basename(script) == b"pdagentd"
 
 
 def claim_pid_file(path):
