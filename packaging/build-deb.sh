@@ -62,12 +62,14 @@ chmod 0644 "$DOC/changelog.gz"
 CONTROL=$STAGE/DEBIAN
 install -d -m 0755 "$CONTROL"
 # The shared shell functions, each from its one home: the init script's
-# process checks, the proxy-line helpers (shared with the rpm), the rest.
+# process checks, the proxy-line and old-copies helpers (shared with the
+# rpm), the rest.
 sed -n '/^# --- shared with the Debian maintainer scripts/,/^# --- end of the part shared/p' \
     "$PACKAGING/pdagent.init" > "$WORK/functions.sh"
 grep -q '^pdagent_daemon_pid()' "$WORK/functions.sh" || {
     echo "build-deb.sh: no shared part in packaging/pdagent.init" >&2; exit 1; }
-cat "$PACKAGING/deb/unit-proxy.sh" "$PACKAGING/deb/functions.sh" >> "$WORK/functions.sh"
+cat "$PACKAGING/deb/unit-proxy.sh" "$PACKAGING/deb/old-copies.sh" "$PACKAGING/deb/functions.sh" \
+    >> "$WORK/functions.sh"
 for script in preinst postinst prerm postrm; do
     # Paste the shared functions in at the marker line.
     sed -e "/^#PDAGENT_FUNCTIONS#\$/{

@@ -56,7 +56,7 @@ else
     echo "pdagent $VERSION" > "$SRC/README.md"
 fi
 tar -C "$WORK/tree" --owner=0 --group=0 -czf "$WORK/SOURCES/pdagent-$VERSION.tar.gz" "pdagent-$VERSION"
-cp "$ROOT/packaging/deb/unit-proxy.sh" "$WORK/SOURCES/"
+cp "$ROOT/packaging/deb/unit-proxy.sh" "$ROOT/packaging/deb/old-copies.sh" "$WORK/SOURCES/"
 
 # --nodeps: the build host is not an rpm system (its rpm database is empty).
 # Off RHEL there is no python3-rpm-macros: python3_sitelib comes from here.

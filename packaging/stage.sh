@@ -28,8 +28,9 @@ pd-nagios:pdagent.integrations.nagios
 pd-zabbix:pdagent.integrations.zabbix
 pd-sensu:pdagent.integrations.sensu"
 
+# /var/lib/pdagent is the package's, empty: the package scripts make what is in it.
 install -d -m 0755 "$DESTDIR/usr/bin" "$DESTDIR/etc" "$DESTDIR$PYTHON_DIR" \
-    "$DESTDIR$UNIT_DIR" "$DESTDIR$INIT_DIR" "$DESTDIR/var/lib/pdagent/scripts"
+    "$DESTDIR$UNIT_DIR" "$DESTDIR$INIT_DIR" "$DESTDIR/usr/share/pdagent/scripts" "$DESTDIR/var/lib/pdagent"
 
 # The python package, sorted so the archive is the same on every build.
 (cd "$SRC" && find pdagent -name __pycache__ -prune -o -type f -name '*.py' -print | LC_ALL=C sort) |
@@ -55,6 +56,9 @@ done
 install -m 0644 "$SRC/conf/pdagent.conf" "$DESTDIR/etc/pdagent.conf"
 install -m 0755 "$SRC/packaging/pdagent.init" "$DESTDIR$INIT_DIR/pdagent"
 install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR$UNIT_DIR/pdagent.service"
-# Copies the Agent guide tells users to take the unit from.
-install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR/var/lib/pdagent/scripts/pdagent.service"
-install -m 0755 "$SRC/packaging/pdagent.init" "$DESTDIR/var/lib/pdagent/scripts/pdagent.init"
+# The sources of the copies in /var/lib/pdagent/scripts, where the Agent guide
+# tells users to take the unit from: the package scripts make those copies
+# (pdagent/layout.py's COPIES, same modes). Shipped there, dpkg and rpm would
+# write them through a link the pdagent account put at scripts/.
+install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR/usr/share/pdagent/scripts/pdagent.service"
+install -m 0755 "$SRC/packaging/pdagent.init" "$DESTDIR/usr/share/pdagent/scripts/pdagent.init"

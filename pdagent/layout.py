@@ -1,4 +1,4 @@
-"""The installed directories (path, mode, owner), and root's race-free way of setting them.
+"""The installed directories (path, mode, owner) and copies, and root's race-free way of setting them.
 
 Why this exists: the package scripts run as root inside /var/lib/pdagent,
 which the pdagent account owns. A shell `mkdir -p; chown; chmod` by path
@@ -9,17 +9,19 @@ the system directories (/var/lib, /var/log, /var/run, which only root can
 change, and where /var/run is itself a link to /run): it opens each path one
 name at a time relative to its parent's descriptor with O_NOFOLLOW, creates
 what is missing the same way, renames aside whatever is in the way (a link,
-a file), and sets owners and modes through the descriptor it opened.
+a file), and sets owners and modes through the descriptor it opened. The
+copies in /var/lib/pdagent/scripts are written through that descriptor too:
+a temporary name created with O_EXCL, then renamed over the copy's name.
 
 The .deb postinst and the rpm %post run it as root:
 
     cd / && /usr/bin/python3 -I -m pdagent.layout
 
 (-I: nothing from the current directory, the environment or a user's site
-directory can be imported). `--root DIR` lays the tree out under DIR
-instead of /, and `--user NAME` stands for the user and group pdagent
-(tests). The rpm spec's %files must agree with DIRECTORIES
-(tests/test_packaging.py checks it).
+directory can be imported); the rpm's %posttrans runs it again. `--root DIR`
+lays the tree out under DIR instead of /, and `--user NAME` stands for the
+user and group pdagent (tests). The rpm spec's %files must agree with
+DIRECTORIES (tests/test_packaging.py checks it).
 """
 
 import argparse
@@ -50,11 +52,24 @@ DIRECTORIES = (
     Directory("/var/lib/pdagent/outqueue/suc", 0o2750, DAEMON_USER),
     Directory("/var/lib/pdagent/outqueue/err", 0o2750, DAEMON_USER),
     Directory("/var/lib/pdagent/db", 0o750, DAEMON_USER),
+    Directory("/var/lib/pdagent/scripts", 0o755, "root"),  # COPIES, root's like their sources
     Directory("/var/log/pdagent", 0o750, DAEMON_USER),
     Directory("/var/run/pdagent", 0o750, DAEMON_USER),
 )
 # Written by the daemon, read by pd-send for any user.
 FILES_READ_BY_ALL = ("/var/lib/pdagent/agent_id.txt", "/var/lib/pdagent/fqdn.txt")
+
+Copy = collections.namedtuple("Copy", "path mode source")
+
+# The Agent guide has users take the unit from /var/lib/pdagent/scripts
+# (`cp /var/lib/pdagent/scripts/pdagent.service /etc/systemd/system/`). The
+# packages ship them in root's tree (source) and this module copies them
+# there: as package files under the pdagent account's directory, dpkg and rpm
+# would write them by path, through a link that account put at scripts/.
+COPIES = (
+    Copy("/var/lib/pdagent/scripts/pdagent.service", 0o644, "/usr/share/pdagent/scripts/pdagent.service"),
+    Copy("/var/lib/pdagent/scripts/pdagent.init", 0o755, "/usr/share/pdagent/scripts/pdagent.init"),
+)
 
 _MAX_TRIES = 5
 
@@ -90,7 +105,7 @@ def _open_system_dir(root, system_dir, daemon_gid):
     return fd
 
 
-def _move_aside(parent_fd, name, path):
+def _move_aside(parent_fd, name, path, what):
     stamp = time.strftime("%Y%m%d%H%M%S")
     for attempt in range(100):
         aside = f"{name}.pdagent-moved-{stamp}" + (f".{attempt}" if attempt else "")
@@ -98,7 +113,7 @@ def _move_aside(parent_fd, name, path):
             os.lstat(aside, dir_fd=parent_fd)
         except FileNotFoundError:
             os.rename(name, aside, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
-            _warn(f"{path} was not a directory (a link or a file): moved it to {aside}")
+            _warn(f"{path} was {what}: moved it to {aside}")
             return
     raise LayoutError(f"cannot find a free name to move {path} aside")
 
@@ -117,7 +132,7 @@ def _enter(parent_fd, name, path):
         except OSError as error:
             if error.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise
-            _move_aside(parent_fd, name, path)
+            _move_aside(parent_fd, name, path, "not a directory (a link or a file)")
     raise LayoutError(f"{path} keeps changing under us: not laying it out")
 
 
@@ -162,8 +177,59 @@ def _make_readable(parent_fd, name, path, daemon_uid):
         os.close(fd)
 
 
+def _read_sources(root):
+    """{copy path: its source's bytes}, read before anything is laid out."""
+    sources = {}
+    for copy in COPIES:
+        source = os.path.join(root, copy.source.lstrip("/"))
+        try:
+            with open(source, "rb") as stream:
+                sources[copy.path] = stream.read()
+        except OSError as error:
+            raise LayoutError(f"{source}: {error.strerror}") from None
+    return sources
+
+
+def _write_copy(dir_fd, name, data, mode, path):
+    """Put `data` at `name` in root's directory `dir_fd`: a new file under a random
+    name, then renamed over `name` (a link there is replaced, never followed)."""
+    for _ in range(_MAX_TRIES):
+        temporary = f".{name}.{os.urandom(6).hex()}"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise LayoutError(f"cannot find a free temporary name for {path}")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchown(fd, 0, 0)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except IsADirectoryError:  # left from when another user could write here
+            _move_aside(dir_fd, name, path, "a directory")
+            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except OSError as error:
+        try:
+            os.unlink(temporary, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass  # renamed already
+        raise LayoutError(f"{path}: {error.strerror}") from None
+
+
 def apply(root="/", user=DAEMON_USER):
-    """Create DIRECTORIES under `root` where missing, with their modes and owners.
+    """Create DIRECTORIES under `root` where missing, with their modes and owners,
+    and write COPIES.
 
     `user` (and its group of the same name) stands for DAEMON_USER.
     """
@@ -173,11 +239,18 @@ def apply(root="/", user=DAEMON_USER):
     except KeyError:
         raise LayoutError(f"there is no user and group {user}") from None
     ids = {DAEMON_USER: (daemon_uid, daemon_gid), "root": (0, 0)}
+    sources = _read_sources(root)
     for directory in DIRECTORIES:
         fd = _open_directory(root, directory.path, daemon_gid)
         try:
             os.fchown(fd, *ids[directory.owner])
             os.fchmod(fd, directory.mode)  # after fchown, which may clear the set-group-ID bit
+            # Through this descriptor: the daemon's user may rename the directory's
+            # name away at any time, but not what this descriptor is.
+            for copy in COPIES:
+                parent, name = copy.path.rsplit("/", 1)
+                if parent == directory.path:
+                    _write_copy(fd, name, sources[copy.path], copy.mode, copy.path)
         except OSError as error:
             raise LayoutError(f"{directory.path}: {error.strerror}") from None
         finally:
@@ -196,7 +269,8 @@ def apply(root="/", user=DAEMON_USER):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python3 -I -m pdagent.layout",
-        description="Create pdagent's directories with their modes and owners, following no link.")
+        description="Create pdagent's directories with their modes and owners, and the copies "
+                    "in /var/lib/pdagent/scripts, following no link.")
     parser.add_argument("--root", default="/", help="lay out under this directory instead of / (tests)")
     parser.add_argument("--user", default=DAEMON_USER, help="the daemon's user and group (tests)")
     args = parser.parse_args(argv)

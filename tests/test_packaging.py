@@ -54,6 +54,12 @@ GUIDE_UNIT_PROXY = ['#Environment="http_proxy=http://proxy:3128/"',
 GUIDE_INIT_LINE = "PID_FILE=$PID_DIR/pdagentd.pid"
 GUIDE_INIT_PROXY = ["#export http_proxy=http://proxy:3128/", "#export https_proxy=http://proxy:3128/"]
 
+COPIES_DIRECTORIES = {copy.path.rsplit("/", 1)[0] for copy in layout.COPIES}
+# The rpm's %dir entries: not /var/run/pdagent (made at start-up, on a tmpfs), nor the
+# copies' directory, made by pdagent.layout only (rpm would create it by path).
+PACKAGED_DIRECTORIES = {directory.path for directory in layout.DIRECTORIES} - {"/var/run/pdagent"} \
+    - COPIES_DIRECTORIES
+
 
 def require(tool):
     if shutil.which(tool) is None:
@@ -130,7 +136,7 @@ def expected_deb_files():
     files = {f"usr/bin/{name}" for name in COMMANDS}
     files |= {f"{DEB_PYTHON_DIR}/{name}" for name in source_python_files()}
     files |= {"etc/pdagent.conf", "etc/init.d/pdagent", "lib/systemd/system/pdagent.service",
-              "var/lib/pdagent/scripts/pdagent.service", "var/lib/pdagent/scripts/pdagent.init",
+              "usr/share/pdagent/scripts/pdagent.service", "usr/share/pdagent/scripts/pdagent.init",
               "usr/share/doc/pdagent/copyright", "usr/share/doc/pdagent/changelog.gz"}
     if (ROOT / "README.md").exists():
         files.add("usr/share/doc/pdagent/README.md")
@@ -138,7 +144,7 @@ def expected_deb_files():
 
 
 EXECUTABLES = {f"usr/bin/{name}" for name in COMMANDS} | {
-    "etc/init.d/pdagent", "var/lib/pdagent/scripts/pdagent.init"}
+    "etc/init.d/pdagent", "usr/share/pdagent/scripts/pdagent.init"}
 
 
 def test_deb_file_list(deb):
@@ -262,9 +268,11 @@ def test_links_followed_finds_what_it_looks_for():
                           "mkdir /var/lib/pdagent-upgrade /var/run/pdagent\n") == []
 
 
+RPM_SCRIPTLETS = ("PREIN", "POSTIN", "POSTTRANS", "PREUN", "POSTUN")
+
+
 def rpm_scriptlets(path):
-    return {tag: rpm_query(path, "--queryformat", f"%{{{tag}}}")
-            for tag in ("PREIN", "POSTIN", "PREUN", "POSTUN")}
+    return {tag: rpm_query(path, "--queryformat", f"%{{{tag}}}") for tag in RPM_SCRIPTLETS}
 
 
 def test_deb_scripts_never_follow_the_daemons_links(deb):
@@ -282,7 +290,8 @@ def test_rpm_scriptlets_never_follow_the_daemons_links(rpm):
     for tag, body in rpm_scriptlets(rpm["path"]).items():
         assert links_followed(body) == [], tag
         assert not CHOWN_CHMOD.search(body) and "install -d" not in body, tag
-    assert "(cd / && /usr/bin/python3 -I -m pdagent.layout)" in rpm_scriptlets(rpm["path"])["POSTIN"]
+    for tag in ("POSTIN", "POSTTRANS"):
+        assert "(cd / && /usr/bin/python3 -I -m pdagent.layout)" in rpm_scriptlets(rpm["path"])[tag]
 
 
 def test_proxy_lines_are_kept_in_roots_own_place(deb, rpm):
@@ -291,7 +300,8 @@ def test_proxy_lines_are_kept_in_roots_own_place(deb, rpm):
     assert "PDAGENT_SAVE_DIR=/var/lib/pdagent-upgrade\n" in shared
     assert shared.count("PDAGENT_PROXY_LINE=") == 1 and "%" not in shared  # the spec expands macros
     scripts = {name: (deb["control"] / name).read_text() for name in ("preinst", "postinst", "postrm")}
-    scripts.update({f"rpm {tag}": body for tag, body in rpm_scriptlets(rpm["path"]).items() if tag != "PREUN"})
+    scripts.update({f"rpm {tag}": body for tag, body in rpm_scriptlets(rpm["path"]).items()
+                    if tag in ("PREIN", "POSTIN", "POSTUN")})
     for name, text in scripts.items():
         assert shared in text, name
         assert text.count("_proxy=") == 1, name  # nobody else spells the pattern
@@ -301,6 +311,22 @@ def test_proxy_lines_are_kept_in_roots_own_place(deb, rpm):
     assert "pdagent_save_proxy_lines /usr/lib/systemd/system/pdagent.service" in scripts["rpm PREIN"]
     assert "pdagent_restore_proxy_lines /usr/lib/systemd/system/pdagent.service" in scripts["rpm POSTIN"]
     assert '"$PDAGENT_SAVE_DIR"' in scripts["rpm POSTUN"]
+
+
+def test_a_link_at_scripts_goes_before_an_upgrade_removes_the_old_copies(deb, rpm):
+    """Versions that shipped the copies in /var/lib/pdagent/scripts have dpkg and rpm remove
+    them by path in the upgrade: the pre-install scripts remove a link there first, with one
+    helper for both packages (the system test runs it); the rpm removes the old package's
+    files after %post, so %posttrans makes the copies again; an erase removes them."""
+    shared = (PACKAGING / "deb" / "old-copies.sh").read_text()
+    assert "%" not in shared  # the spec expands macros
+    preinst = (deb["control"] / "preinst").read_text()
+    scriptlets = rpm_scriptlets(rpm["path"])
+    for text, before in ((preinst, "    install|upgrade)"), (scriptlets["PREIN"], 'if [ "$1" -gt 1 ]')):
+        assert shared in text
+        call = re.search(r"(?m)^\s+pdagent_drop_scripts_link$", text)
+        assert call and text.index(before) < call.start()
+    assert "rm -rf /var/run/pdagent /var/lib/pdagent/scripts " in scriptlets["POSTUN"]
 
 
 def test_deb_maintainer_scripts_pass_shellcheck(deb):
@@ -335,14 +361,22 @@ def test_deb_launchers(deb):
         assert result.stdout.startswith("usage: "), name
 
 
-def test_deb_ships_the_unit_and_init_script_and_their_copies(deb):
+def assert_ships_the_copies_sources(entries, tree):
+    """The sources of layout.COPIES, with their modes, in root's tree; below /var/lib/pdagent,
+    which the pdagent account can change, nothing but the rpm's directories of the table."""
+    for copy in layout.COPIES:
+        source = copy.source.lstrip("/")
+        assert entries[source] == (stat.filemode(stat.S_IFREG | copy.mode), "root/root"), source
+        assert (tree / source).read_bytes() == (PACKAGING / source.rsplit("/", 1)[1]).read_bytes()
+    assert [name for name, (perms, _) in entries.items() if name.startswith("var/lib/pdagent/")
+            and not (perms.startswith("d") and f"/{name}" in PACKAGED_DIRECTORIES)] == []
+
+
+def test_deb_ships_the_unit_and_init_script_and_their_copies_sources(deb):
     tree = deb["tree"]
-    unit = (PACKAGING / "pdagent.service").read_bytes()
-    init = (PACKAGING / "pdagent.init").read_bytes()
-    assert (tree / "lib/systemd/system/pdagent.service").read_bytes() == unit
-    assert (tree / "var/lib/pdagent/scripts/pdagent.service").read_bytes() == unit
-    assert (tree / "etc/init.d/pdagent").read_bytes() == init
-    assert (tree / "var/lib/pdagent/scripts/pdagent.init").read_bytes() == init
+    assert (tree / "lib/systemd/system/pdagent.service").read_bytes() == (PACKAGING / "pdagent.service").read_bytes()
+    assert (tree / "etc/init.d/pdagent").read_bytes() == (PACKAGING / "pdagent.init").read_bytes()
+    assert_ships_the_copies_sources(deb["entries"], tree)
 
 
 def test_build_deb_takes_a_version(tmp_path):
@@ -633,14 +667,25 @@ def assert_laid_out(root, daemon):
         assert stat.S_IMODE(info.st_mode) == directory.mode, directory.path
         owner = daemon if directory.owner == layout.DAEMON_USER else (0, 0)
         assert (info.st_uid, info.st_gid) == owner, directory.path
+    for copy in layout.COPIES:  # root's single-link files with their sources' bytes
+        path = root / copy.path.lstrip("/")
+        assert lstat_of(path) == (stat.filemode(stat.S_IFREG | copy.mode), 0, 0, 1), copy.path
+        assert path.read_bytes() == (root / copy.source.lstrip("/")).read_bytes(), copy.path
+    for directory in COPIES_DIRECTORIES:  # no temporary file left
+        assert not [entry.name for entry in os.scandir(root / directory.lstrip("/")) if entry.name.startswith(".")]
 
 
 @pytest.fixture
 def system_root(users_dir):
-    """base/root/{var/lib,var/log,var/run} as root has them, and root's secrets beside it in base."""
+    """base/root/{var/lib,var/log,var/run} as root has them, the copies' sources in
+    base/root/usr/share, and root's secrets beside it in base."""
     base = users_dir
     for system_dir in ("var/lib", "var/log", "var/run"):
         (base / "root" / system_dir).mkdir(mode=0o755, parents=True)
+    for copy in layout.COPIES:
+        source = base / "root" / copy.source.lstrip("/")
+        source.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        shutil.copy(PACKAGING / source.name, source)
     (base / "secret-dir").mkdir(mode=0o700)
     (base / "secret").write_text("root only\n")
     (base / "secret").chmod(0o600)
@@ -652,12 +697,16 @@ def system_root(users_dir):
 
 def test_layout_follows_no_link_in_an_original_agents_tree(system_root):
     """suc/ a link to a root-only directory, agent_id.txt a link to a root-only file, fqdn.txt
-    a hard link to a root file: root's layout changes none of them, and puts the tree right."""
+    a hard link to a root file, in scripts/ (the daemon's user's, as the original agent left
+    it) the unit's copy a link to a root-only file and the init script's a directory:
+    root's layout changes none of them, and puts the tree right."""
     base, daemon, user = system_root
     root = base / "root"
     data = root / "var/lib/pdagent"
-    for sub in ("outqueue/tmp", "outqueue/pdq", "outqueue/suc", "outqueue/err", "db"):
+    for sub in ("outqueue/tmp", "outqueue/pdq", "outqueue/suc", "outqueue/err", "db", "scripts"):
         (data / sub).mkdir(parents=True)
+    for copy in layout.COPIES:
+        (root / copy.path.lstrip("/")).write_text("the original agent's copy\n")
     for path in [data, *data.rglob("*")]:
         os.chown(path, *daemon)
     for sub in ("tmp", "pdq"):
@@ -665,7 +714,9 @@ def test_layout_follows_no_link_in_an_original_agents_tree(system_root):
     pending = data / "outqueue/pdq/1577836800000000_R0utingKey0000000000000000000001.txt"
     pending.write_text("{}")
     as_daemon_user(daemon, f"cd {data} && rmdir outqueue/suc && ln -s {base}/secret-dir outqueue/suc"
-                           f" && ln -s {base}/secret agent_id.txt && ln {base}/shared fqdn.txt")
+                           f" && ln -s {base}/secret agent_id.txt && ln {base}/shared fqdn.txt"
+                           f" && ln -sf {base}/secret scripts/pdagent.service"
+                           " && rm scripts/pdagent.init && mkdir scripts/pdagent.init && touch scripts/pdagent.init/x")
     outside = {name: lstat_of(base / name) for name in ("secret-dir", "secret", "shared")}
 
     result = lay_out(root, user)
@@ -677,11 +728,17 @@ def test_layout_follows_no_link_in_an_original_agents_tree(system_root):
     assert os.readlink(data / "agent_id.txt") == f"{base}/secret"  # left as it is
     assert os.path.samefile(data / "fqdn.txt", base / "shared")
     assert pending.read_text() == "{}"  # the queued event stays
+    [moved] = (data / "scripts").glob("pdagent.init.pdagent-moved-*")
+    assert os.listdir(moved) == ["x"]
+    refused = run(as_user(*daemon, ["touch", str(data / "scripts/planted")]), cwd="/")
+    assert refused.returncode != 0  # scripts/ is root's now
     lines = result.stderr.splitlines()
-    assert len(lines) == 3 and all(line.startswith("pdagent: ") for line in lines), lines
+    assert len(lines) == 4 and all(line.startswith("pdagent: ") for line in lines), lines
     assert "/var/lib/pdagent/outqueue/suc was not a directory" in lines[0]
-    assert "agent_id.txt is a symbolic link: left as it is" in lines[1]
-    assert "fqdn.txt is not a file of the daemon's user with a single link" in lines[2]
+    assert "/var/lib/pdagent/scripts/pdagent.init was a directory: moved it to pdagent.init.pdagent-moved-" \
+        in lines[1]
+    assert "agent_id.txt is a symbolic link: left as it is" in lines[2]
+    assert "fqdn.txt is not a file of the daemon's user with a single link" in lines[3]
 
     again = lay_out(root, user)  # nothing left to say the second time but the two files
     assert again.returncode == 0 and len(again.stderr.splitlines()) == 2, again.stderr
@@ -707,6 +764,41 @@ def test_layout_moves_a_linked_outqueue_aside_and_creates_nothing_through_it(sys
     assert lstat_of(data / "agent_id.txt")[0] == "-rw-r--r--"  # the daemon's own file: readable
     assert stat.S_ISFIFO(os.lstat(data / "fqdn.txt").st_mode)
     assert len(result.stderr.splitlines()) == 2, result.stderr  # outqueue moved, fqdn.txt left
+
+
+def test_layout_writes_the_copies_nowhere_but_in_roots_own_scripts_directory(system_root):
+    """The daemon's user replaced scripts/ with a link to a root-only directory: the link is
+    moved aside, nothing is written through it, and the guide's `cp` gets the unit."""
+    base, daemon, user = system_root
+    root = base / "root"
+    data = root / "var/lib/pdagent"
+    data.mkdir()
+    os.chown(data, *daemon)
+    as_daemon_user(daemon, f"ln -s {base}/secret-dir {data}/scripts")
+
+    result = lay_out(root, user)
+    assert result.returncode == 0, result.stderr
+    assert list((base / "secret-dir").iterdir()) == []
+    assert lstat_of(base / "secret-dir")[:3] == ("drwx------", 0, 0)
+    [moved] = data.glob("scripts.pdagent-moved-*")
+    assert os.readlink(moved) == f"{base}/secret-dir"
+    assert_laid_out(root, daemon)
+    [line] = result.stderr.splitlines()
+    assert "/var/lib/pdagent/scripts was not a directory" in line
+    # The Agent guide's step, word for word but for the tree's root.
+    run(["cp", f"{data}/scripts/pdagent.service", f"{base}/unit"], check=True)
+    assert (base / "unit").read_bytes() == (PACKAGING / "pdagent.service").read_bytes()
+
+
+def test_layout_without_a_copys_source_lays_out_nothing(system_root):
+    base, _daemon, user = system_root
+    root = base / "root"
+    (root / layout.COPIES[-1].source.lstrip("/")).unlink()
+    result = lay_out(root, user)
+    assert result.returncode == 1
+    assert result.stderr == (f"pdagent: cannot lay out the directories: {root}{layout.COPIES[-1].source}: "
+                             "No such file or directory\n")
+    assert not (root / "var/lib/pdagent").exists()
 
 
 def test_layout_refuses_a_system_directory_that_is_not_roots(system_root):
@@ -759,6 +851,7 @@ for act in (lambda: os.unlink({pending.name!r}),
 
 # -- .rpm ---------------------------------------------------------------------------------------
 
+
 def expected_rpm_entries():
     """path -> (perms, owner) of what the rpm holds, the same files as the .deb."""
     entries = {}
@@ -772,9 +865,8 @@ def expected_rpm_entries():
         entries[name] = (mode, "root/root")
     entries["usr/share/licenses/pdagent/copyright"] = ("-rw-r--r--", "root/root")
     entries.setdefault("usr/share/doc/pdagent/README.md", ("-rw-r--r--", "root/root"))
-    entries["var/lib/pdagent/scripts"] = ("drwxr-xr-x", "root/root")  # the package's own files
     for directory in layout.DIRECTORIES:
-        if not directory.path.startswith("/var/run/"):  # made at start-up (tmpfs), not packaged
+        if directory.path in PACKAGED_DIRECTORIES:
             entries[directory.path.lstrip("/")] = (stat.filemode(stat.S_IFDIR | directory.mode),
                                                    f"{directory.owner}/{directory.owner}")
     return entries
@@ -802,11 +894,17 @@ def test_layout_table_is_the_contract():
         "/var/lib/pdagent/outqueue/suc": ("0o2750", "pdagent"),
         "/var/lib/pdagent/outqueue/err": ("0o2750", "pdagent"),
         "/var/lib/pdagent/db": ("0o750", "pdagent"),
+        "/var/lib/pdagent/scripts": ("0o755", "root"),  # the copies, root's
         "/var/log/pdagent": ("0o750", "pdagent"),
         "/var/run/pdagent": ("0o750", "pdagent")}
     paths = [directory.path for directory in layout.DIRECTORIES]
     assert all(paths.index(path.rsplit("/", 1)[0]) < paths.index(path)
                for path in paths if path.rsplit("/", 1)[0] in paths)  # parents first
+    # The guide's `cp /var/lib/pdagent/scripts/pdagent.service ...`; sources in root's tree.
+    assert {copy.path: (oct(copy.mode), copy.source) for copy in layout.COPIES} == {
+        "/var/lib/pdagent/scripts/pdagent.service": ("0o644", "/usr/share/pdagent/scripts/pdagent.service"),
+        "/var/lib/pdagent/scripts/pdagent.init": ("0o755", "/usr/share/pdagent/scripts/pdagent.init")}
+    assert COPIES_DIRECTORIES <= set(paths)  # laid out, and written through, in the same pass
 
 
 def test_spec_attr_lines_agree_with_the_layout_table():
@@ -814,10 +912,9 @@ def test_spec_attr_lines_agree_with_the_layout_table():
     spec = (PACKAGING / "pdagent.spec").read_text()
     attrs = {path: (mode, owner) for mode, owner, path in
              re.findall(r"^%dir %attr\((\d+),(\w+),\w+\) (/var/(?:lib|log)/pdagent\S*)$", spec, re.MULTILINE)}
-    attrs.pop("/var/lib/pdagent/scripts")
     assert attrs == {directory.path: (f"{directory.mode:04o}", directory.owner)
                      for directory in layout.DIRECTORIES if directory.path in attrs}
-    assert set(attrs) == {directory.path for directory in layout.DIRECTORIES} - {"/var/run/pdagent"}
+    assert set(attrs) == PACKAGED_DIRECTORIES
     assert "install -d -m" not in spec  # no second place for the modes
 
 
@@ -830,7 +927,7 @@ def test_rpm_requires_and_config_files(rpm):
     assert "pdagent-integrations < 2" in rpm_query(rpm["path"], "--obsoletes")
 
 
-@pytest.mark.parametrize("tag", ["PREIN", "POSTIN", "PREUN", "POSTUN"])
+@pytest.mark.parametrize("tag", RPM_SCRIPTLETS)
 def test_rpm_scriptlets_are_clean_sh(rpm, tag, tmp_path):
     body = rpm_query(rpm["path"], "--queryformat", f"%{{{tag}}}")
     prog = rpm_query(rpm["path"], "--queryformat", f"%{{{tag}PROG}}")
@@ -853,9 +950,9 @@ def test_rpm_launchers_and_unit(rpm, tmp_path):
         archive.extractall(tree)
     for name, module in COMMANDS.items():
         assert (tree / "usr/bin" / name).read_text() == launcher_text(module)
-    unit = (PACKAGING / "pdagent.service").read_bytes()
-    assert (tree / "usr/lib/systemd/system/pdagent.service").read_bytes() == unit
-    assert (tree / "var/lib/pdagent/scripts/pdagent.service").read_bytes() == unit
+    assert (tree / "usr/lib/systemd/system/pdagent.service").read_bytes() == \
+        (PACKAGING / "pdagent.service").read_bytes()
+    assert_ships_the_copies_sources(rpm["entries"], tree)
 
 
 def test_build_rpm_takes_a_version(tmp_path):
