@@ -7,21 +7,25 @@ the directories, policy-rc.d.
 
 The story:
 1. The original PagerDuty agent (a stand-in package "pdagent 1.7.4": its
-   conffile /etc/pdagent.conf, its user pdagent, its spool) is installed, the
-   admin pointed its config at the local Events API stand-in, and a v1 event
-   is still queued in its spool.
+   conffile /etc/pdagent.conf, its user pdagent, its spool, and the copies of
+   its unit and init script in /var/lib/pdagent/scripts as package files) is
+   installed, the admin pointed its config at the local Events API stand-in,
+   and a v1 event is still queued in its spool.
 2. `apt-get install ./pdagent_<version>_all.deb` upgrades it (python3-requests
    and friends come from the registry); the postinst starts the daemon through
    the init script (no systemd here): it runs as pdagent and delivers the v1 event.
    The original agent's account had replaced outqueue/suc by a link to a
    root-only directory: the install moves the link aside, chowns nothing.
+   dpkg removes the original's copies; the postinst makes ours, root's, and
+   the guide's `cp /var/lib/pdagent/scripts/pdagent.service ...` gets our unit.
 3. Users, directories and modes are as the contract says (pdq/ and tmp/
    sticky, outqueue/ root's); `pd-send` run by an unprivileged user is
    delivered; `pd-queue status` shows both in Success;
    `service pdagent status/stop/start/restart` give the LSB codes.
 4. With the daemon stopped, events are queued and the unit has proxy lines;
    the pdagent account (a compromised daemon) plants links to root-only
-   files and directories, a link at the old save file of the unit's proxy
+   files and directories, replaces scripts/ by a link to a root-only
+   directory, puts a link at the old save file of the unit's proxy
    lines and a pid file naming a root process. An upgrade to a newer
    version keeps the events and the admin's proxy lines, follows none of the
    links, kills nothing but the daemon, and delivers the events. Then, with
@@ -29,6 +33,11 @@ The story:
    save file (an ExecStartPre=+ would run as root): a reinstall splices none.
 5. `apt-get remove` stops it and keeps config and spool; `apt-get purge` then
    leaves no user, no group, no files, no process.
+
+A second story: over the original agent whose account replaced scripts/ by a
+link to a root directory holding files of the copies' names (an admin's), the
+install removes the link before dpkg removes the original's copies by path,
+so none of the admin's files goes.
 
 Containers forbid starting services from packages with a policy-rc.d that
 exits 101 (and have no runlevel); invoke-rc.d then starts only if
@@ -55,6 +64,8 @@ VERSION = re.search(r'^__version__ = "([^"]+)"', (ROOT / "pdagent" / "__init__.p
                     re.MULTILINE).group(1)
 UPGRADE_VERSION = VERSION + "+systest1"
 ORIGINAL_VERSION = "1.7.4"
+ORIGINAL_COPIES = ("pdagent.service", "pdagent.init")
+ORIGINAL_COPY_TEXT = "# the original agent's copy\n"
 STANDIN = ROOT / "scripts" / "events_api_standin.py"
 
 USER = "pdagent-systest"  # an unprivileged monitoring user
@@ -76,6 +87,7 @@ MARKER = "/var/lib/pdagent/.pdagent-systest"  # says a leftover tree is this tes
 # Root's own, which the pdagent account points its links at.
 SECRET_FILE = Path("/root/pdagent-systest-secret")
 SECRET_DIR = Path("/root/pdagent-systest-secret-dir")
+SECRET_SCRIPTS_DIR = Path("/root/pdagent-systest-secret-scripts")  # root-only, files of the copies' names
 PWNED = Path("/root/pdagent-systest-pwned")  # what a planted ExecStartPre=+ line would create
 APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
@@ -169,13 +181,17 @@ def wait_for_events(standin, routing_key, count, timeout=20):
 # -- the machine: prepare, and undo whatever happens ------------------------------------------
 
 def build_original_agent_deb(directory):
-    """A stand-in for the original agent's package: version 1.x, its conffile, user and spool."""
+    """A stand-in for the original agent's package: version 1.x, its conffile, user and spool,
+    and the copies of its unit and init script as package files in /var/lib/pdagent/scripts."""
     tree = directory / "original"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "etc").mkdir()
     (tree / "usr/share/pdagent").mkdir(parents=True)
+    (tree / "var/lib/pdagent/scripts").mkdir(parents=True)
     (tree / "etc/pdagent.conf").write_text("[Main]\n#check_freq_sec = 10\n#send_event_timeout_sec = 30\n")
     (tree / "usr/share/pdagent/original-agent.txt").write_text("a file only the original agent had\n")
+    for name in ORIGINAL_COPIES:
+        (tree / "var/lib/pdagent/scripts" / name).write_text(ORIGINAL_COPY_TEXT)
     (tree / "DEBIAN/control").write_text(
         f"Package: pdagent\nVersion: {ORIGINAL_VERSION}\nArchitecture: all\n"
         "Maintainer: test <test@pdagent.example.org>\nDescription: the original agent, as a test stand-in\n")
@@ -244,7 +260,7 @@ def cleanup():
             run(["userdel", name], check=False)
         if run(["getent", "group", name], check=False).returncode == 0:
             run(["groupdel", name], check=False)
-    for path in PDAGENT_PATHS + [str(SECRET_FILE), str(SECRET_DIR), str(PWNED)]:
+    for path in PDAGENT_PATHS + [str(SECRET_FILE), str(SECRET_DIR), str(SECRET_SCRIPTS_DIR), str(PWNED)]:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
         elif os.path.lexists(path):
@@ -295,6 +311,44 @@ def machine(tmp_path):
 
 # -- the test ------------------------------------------------------------------------------------
 
+def make_admins_scripts_dir():
+    """A root-only directory holding root's files of the copies' names (as an admin's
+    /etc/systemd/system holds pdagent.service); what admins_scripts_dir() says of it."""
+    SECRET_SCRIPTS_DIR.mkdir(mode=0o700)
+    for name in ORIGINAL_COPIES:
+        (SECRET_SCRIPTS_DIR / name).write_text(f"the admin's {name}\n")
+        (SECRET_SCRIPTS_DIR / name).chmod(0o600)
+    return admins_scripts_dir()
+
+
+def admins_scripts_dir():
+    return mode_owner(SECRET_SCRIPTS_DIR), {
+        entry.name: (mode_owner(entry.path), Path(entry.path).read_text()) for entry in os.scandir(SECRET_SCRIPTS_DIR)}
+
+
+def install_original_agent(machine):
+    """Step 1 of both stories: the original agent, its config pointed at the stand-in."""
+    os.makedirs(os.path.dirname(MARKER))
+    Path(MARKER).write_text("")  # first: from here on, cleanup() knows all this is ours
+    run(["dpkg", "-i", str(machine["original_deb"])], env=APT_ENV)
+    with open("/etc/pdagent.conf", "a") as config:
+        config.write(f"events_api_url = {machine['standin'].url}\n")
+
+
+def assert_copies(directory):
+    """The copies the guide's users take the unit from: root's, our bytes; and the
+    guide's `cp /var/lib/pdagent/scripts/pdagent.service ...`, word for word."""
+    assert not os.path.islink("/var/lib/pdagent/scripts")
+    assert mode_owner("/var/lib/pdagent/scripts") == ("0o755", "root", "root")
+    for name, mode in (("pdagent.service", "0o644"), ("pdagent.init", "0o755")):
+        path = f"/var/lib/pdagent/scripts/{name}"
+        assert not os.path.islink(path) and mode_owner(path) == (mode, "root", "root"), path
+        assert Path(path).read_bytes() == (PACKAGING / name).read_bytes(), path
+    assert sorted(os.listdir("/var/lib/pdagent/scripts")) == ["pdagent.init", "pdagent.service"]
+    run(["cp", "/var/lib/pdagent/scripts/pdagent.service", str(directory / "pdagent.service")])
+    assert (directory / "pdagent.service").read_bytes() == (PACKAGING / "pdagent.service").read_bytes()
+
+
 def assert_spool_layout():
     """Real directories (not links), with the modes and owners of the contract."""
     for path, expected in [("/var/lib/pdagent", ("0o755", "pdagent", "pdagent")),
@@ -309,15 +363,12 @@ def assert_spool_layout():
         assert not os.path.islink(path) and mode_owner(path) == expected, path
 
 
-def test_install_send_upgrade_purge(machine):
+def test_install_send_upgrade_purge(machine, tmp_path):
     standin = machine["standin"]
 
     # 1. The original agent, configured by its admin, with an event still in its spool.
-    os.makedirs(os.path.dirname(MARKER))
-    Path(MARKER).write_text("")  # first: from here on, cleanup() knows all this is ours
-    run(["dpkg", "-i", str(machine["original_deb"])], env=APT_ENV)
-    with open("/etc/pdagent.conf", "a") as config:
-        config.write(f"events_api_url = {standin.url}\n")
+    install_original_agent(machine)
+    assert Path("/var/lib/pdagent/scripts/pdagent.service").read_text() == ORIGINAL_COPY_TEXT
     v1_event = {"service_key": KEY_V1, "event_type": "trigger", "incident_key": "legacy.disk",
                 "description": "Disk full (queued by the original agent)", "details": {"free": "0%"},
                 "client": "Nagios", "client_url": "https://nagios.example.com",
@@ -331,6 +382,7 @@ def test_install_send_upgrade_purge(machine):
     SECRET_FILE.chmod(0o600)
     secrets = {path: mode_owner(path) for path in (SECRET_FILE, SECRET_DIR)}
     assert secrets == {SECRET_FILE: ("0o600", "root", "root"), SECRET_DIR: ("0o700", "root", "root")}
+    admins_files = make_admins_scripts_dir()
     # The original agent's account owned outqueue/: it puts a link where suc/ was.
     as_pdagent(f"cd /var/lib/pdagent/outqueue && rmdir suc && ln -s {SECRET_DIR} suc")
 
@@ -338,6 +390,7 @@ def test_install_send_upgrade_purge(machine):
     result = apt_get_install("-o", "Dpkg::Options::=--force-confold", str(machine["deb"]))
     assert dpkg_status() == f"install ok installed {VERSION}", result.stdout
     assert not os.path.exists("/usr/share/pdagent/original-agent.txt")  # the old package's files went
+    assert_copies(tmp_path)  # the original's copies went too, ours are root's
     assert os.path.exists("/etc/pdagent.conf.dpkg-dist")  # ours, beside the admin's
     assert {path: mode_owner(path) for path in secrets} == secrets
     assert "/var/lib/pdagent/outqueue/suc was not a directory" in result.stderr + result.stdout
@@ -358,8 +411,6 @@ def test_install_send_upgrade_purge(machine):
     assert_spool_layout()
     assert mode_owner("/etc/pdagent.conf") == ("0o644", "root", "root")
     assert mode_owner("/var/lib/pdagent/agent_id.txt")[0] == "0o644"
-    for copy in ("pdagent.service", "pdagent.init"):
-        assert Path(f"/var/lib/pdagent/scripts/{copy}").read_bytes() == (PACKAGING / copy).read_bytes()
     assert list(Path("/usr/lib/python3/dist-packages/pdagent").glob("__pycache__/*.pyc"))
     assert list(Path("/etc/rc2.d").glob("S[0-9][0-9]pdagent"))  # update-rc.d defaults
     assert "started" in Path("/var/log/pdagent/pdagentd.log").read_text()
@@ -409,7 +460,8 @@ def test_install_send_upgrade_purge(machine):
     unit.write_text(unit.read_text().replace('#Environment="http', 'Environment="http'))
     # The pdagent account plants what root's scripts once followed or trusted.
     as_pdagent(f"cd /var/lib/pdagent && ln -sf {SECRET_FILE} agent_id.txt && ln -sf {SECRET_FILE} fqdn.txt"
-               f" && mv db db.planted && ln -s {SECRET_DIR} db && ln -s {SECRET_FILE} .unit-proxy-environment")
+               f" && mv db db.planted && ln -s {SECRET_DIR} db && ln -s {SECRET_FILE} .unit-proxy-environment"
+               f" && mv scripts scripts.planted && ln -s {SECRET_SCRIPTS_DIR} scripts")
     refused = as_pdagent("mv /var/lib/pdagent/outqueue/suc /var/lib/pdagent/outqueue/suc.planted", check=False)
     assert refused.returncode != 0  # outqueue/ is root's now: its entries stay
     root_look_alike = subprocess.Popen(["bash", "-c", "exec -a pdagentd sleep 300"])
@@ -425,6 +477,8 @@ def test_install_send_upgrade_purge(machine):
     assert dpkg_status() == f"install ok installed {UPGRADE_VERSION}"
     assert {path: mode_owner(path) for path in secrets} == secrets
     assert list(SECRET_DIR.iterdir()) == [] and SECRET_FILE.read_text() == "root's only\n"
+    assert admins_scripts_dir() == admins_files  # nothing written through the link
+    assert_copies(tmp_path)
     assert not PWNED.exists()
     text = unit.read_text()
     assert "planted" not in text and "ExecStartPre=+" not in text
@@ -440,6 +494,7 @@ def test_install_send_upgrade_purge(machine):
     assert os.readlink(next(Path("/var/lib/pdagent").glob("db.pdagent-moved-*"))) == str(SECRET_DIR)
     said = upgrade.stdout + upgrade.stderr
     assert "/var/lib/pdagent/agent_id.txt is a symbolic link: left as it is" in said
+    assert "/var/lib/pdagent/scripts was a symbolic link: removed it" in said
     bodies = wait_for_events(standin, KEY_UPGRADE, 2)
     assert sorted(body["payload"]["summary"] for body in bodies) == ["pending 0", "pending 1"]
     assert process_user(pid_from_file()) == "pdagent"
@@ -473,3 +528,18 @@ def test_install_send_upgrade_purge(machine):
     assert [path for path in PDAGENT_PATHS if os.path.lexists(path)] == []
     assert not list(Path("/etc").glob("rc?.d/*pdagent"))
     assert not daemon_pids()
+
+
+def test_upgrade_from_copies_shipped_in_var_lib_with_scripts_a_link(machine, tmp_path):
+    """The original agent shipped its copies in /var/lib/pdagent/scripts, which its account
+    then replaced by a link to a root directory holding files of the same names: dpkg would
+    remove them by path through it. The install removes the link first: none of them goes."""
+    install_original_agent(machine)
+    admins_files = make_admins_scripts_dir()
+    as_pdagent(f"cd /var/lib/pdagent && mv scripts scripts.planted && ln -s {SECRET_SCRIPTS_DIR} scripts")
+
+    result = apt_get_install("-o", "Dpkg::Options::=--force-confold", str(machine["deb"]))
+    assert dpkg_status() == f"install ok installed {VERSION}", result.stdout
+    assert admins_scripts_dir() == admins_files
+    assert "/var/lib/pdagent/scripts was a symbolic link: removed it" in result.stdout + result.stderr
+    assert_copies(tmp_path)
