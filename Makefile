@@ -1,11 +1,14 @@
-# Quick start: `make demo` (runs the agent end to end here) and `make test` (the whole suite).
+# Quick start: `make demo` (runs the agent end to end here) and `make test` (the whole suite);
+# `make test-system` boots systemd in Debian trees and runs the .deb there (slower; CI runs both).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # System tools the suite drives: a proxy (tinyproxy), package tools (lintian, rpm).
 APT_TOOLS := tinyproxy lintian rpm
+# ... and the systemd system tests': debootstrap builds the Debian trees systemd boots in.
+SYSTEM_TEST_TOOLS := debootstrap
 
-.PHONY: demo test lint bench deb rpm system-tools clean
+.PHONY: demo test test-system lint bench deb rpm system-tools system-test-tools clean
 
 $(VENV)/.installed: setup.py requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +19,22 @@ $(VENV)/.installed: setup.py requirements-test.txt
 
 venv: $(VENV)/.installed
 
-system-tools:
-	@missing=""; for tool in $(APT_TOOLS); do dpkg -s $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+# apt-get install whichever of the packages $(1) are missing (as root; otherwise says so).
+define apt_install
+	@missing=""; for tool in $(1); do dpkg -s $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing system tools:$$missing"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "not root: cannot install$$missing; the tests that need them will be skipped"; fi; \
 	fi
+endef
+
+system-tools:
+	$(call apt_install,$(APT_TOOLS))
+
+system-test-tools:
+	$(call apt_install,$(SYSTEM_TEST_TOOLS))
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -31,6 +42,11 @@ lint: venv
 test: venv system-tools lint
 	$(PY) -m compileall -q pdagent
 	$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
+
+# The .deb under a real systemd in Debian 11/12/13 trees (tests/test_system_systemd.py; root, network).
+test-system: venv system-tools system-test-tools
+	PDAGENT_SYSTEMD_TESTS=1 $(PY) -m pytest -s --durations=0 tests/test_system_systemd.py; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
 demo: venv

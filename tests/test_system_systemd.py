@@ -1,0 +1,363 @@
+"""The .deb under a real systemd, on Debian 11 (bullseye), 12 (bookworm) and 13 (trixie).
+
+Each release's cached root tree is booted once, systemd as PID 1 of its own
+namespaces (scripts/systemd_tree.py: never on this machine's root), and the
+.deb built from this checkout is installed in it with apt, its dependencies
+coming from the Debian mirror this host's apt uses. The tree shares the host's
+network, so the daemon in it delivers to a stand-in (and through a tinyproxy)
+on the host's 127.0.0.1. Each test purges what it installed, and the boot's
+changes are thrown away with it.
+
+- test_install_deliver_service_verbs_purge: install, delivery, `service pdagent
+  start|status|stop|restart` and systemctl, purge: the distribution matrix.
+- test_systemd_story: started and enabled by the package, the unit's hardening
+  as the running process has it, `kill -9` then Restart=, `systemctl stop` with
+  an event in flight, the README's proxy recipe, an upgrade keeping the proxy
+  lines and pending events, purge.
+
+Run by `make test-system` (PDAGENT_SYSTEMD_TESTS=1), as root; a fresh tree
+takes a minute or two per release to build (cached for systemd_tree.MAX_AGE_DAYS
+days in systemd_tree.CACHE_DIR). If the Debian mirror cannot be reached, the
+tests say so on one line and are skipped.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import systemd_tree  # scripts/, on the path through conftest
+from conftest import ROOT, Tinyproxy, wait_for
+
+from pdagent import __version__
+
+RELEASES = ["bullseye", "bookworm", "trixie"]
+VERSION = __version__
+UPGRADE_VERSION = VERSION + "+systest1"
+DEB_DIR_IN_TREE = "/srv"  # readable by apt's _apt user
+UNIT = "/lib/systemd/system/pdagent.service"
+USER = "pdagent-systest"  # an unprivileged monitoring user in the tree
+KEY = "SystemdTestKey000000000000000001"
+KEY_AFTER_KILL = "SystemdTestKey000000000000000002"
+KEY_IN_FLIGHT = "SystemdTestKey000000000000000003"
+KEY_PROXY = "SystemdTestKey000000000000000004"
+KEY_UPGRADE = "SystemdTestKey000000000000000005"
+PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/init.d/pdagent", UNIT, "/usr/lib/python3/dist-packages/pdagent",
+                 "/usr/share/doc/pdagent", "/var/lib/pdagent", "/var/log/pdagent", "/run/pdagent",
+                 "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
+                 "/etc/systemd/system/pdagent.service",
+                 "/etc/systemd/system/multi-user.target.wants/pdagent.service"]
+# The support table's library columns, read from dpkg in each tree.
+REPORTED_PACKAGES = ["systemd", "python3", "python3-requests", "python3-daemon", "python3-lockfile"]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("PDAGENT_SYSTEMD_TESTS") != "1",
+    reason="boots systemd in Debian 11/12/13 trees (network, minutes): run `make test-system`")
+
+
+def one_line(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def debs():
+    """(this version's .deb, the same code as version +systest1), built from the working tree."""
+    directory = tempfile.mkdtemp(prefix="pdagent-systemd-debs-")
+    try:
+        built = []
+        for version in (VERSION, UPGRADE_VERSION):
+            env = {**os.environ, "PDAGENT_DIST_DIR": directory, "PDAGENT_DEB_VERSION": version}
+            result = subprocess.run(["sh", os.path.join(ROOT, "packaging", "build-deb.sh")], env=env,
+                                    capture_output=True, text=True, check=True)
+            built.append(result.stdout.split()[-1])
+        yield built
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def debian(request, debs):
+    """A booted `release` tree with the two .debs in /srv and fresh package lists."""
+    release = request.param
+    if os.geteuid() != 0:
+        pytest.fail("booting systemd in a tree needs root")
+    try:
+        mirror, security = systemd_tree.debian_mirror()
+        systemd_tree.check_reachable(mirror, security, release)
+    except systemd_tree.MirrorUnreachable as error:
+        one_line(f"Debian mirror unreachable, skipping the {release} systemd tests: {error}")
+        pytest.skip(f"Debian mirror unreachable: {error}")
+    started = time.time()
+    cached = systemd_tree.tree_is_fresh(os.path.join(systemd_tree.CACHE_DIR, release))
+    with tempfile.TemporaryFile() as build_log:
+        try:
+            tree = systemd_tree.cached_tree(release, mirror, security, log=build_log)
+        except subprocess.CalledProcessError:
+            build_log.seek(0)
+            raise AssertionError(f"building the {release} tree failed:\n"
+                                 f"{build_log.read().decode(errors='replace')[-4000:]}") from None
+    tree_secs = time.time() - started
+    with systemd_tree.booted(tree) as booted:
+        system = Debian(booted, release)
+        system.run("apt-get", "update", "-q")
+        for deb in debs:
+            booted.put(deb, f"{DEB_DIR_IN_TREE}/{os.path.basename(deb)}")
+        system.run("useradd", "--system", "--no-create-home", "--shell", "/bin/sh", USER)
+        one_line(f"{release}: tree {'cached' if cached else 'built'} in {tree_secs:.0f} s, "
+                 f"booted in {time.time() - started - tree_secs:.1f} s (apt-get update included)")
+        yield system
+
+
+class Debian:
+    """Commands in a booted tree, and what the tests ask of it."""
+
+    def __init__(self, booted, release):
+        self.booted = booted
+        self.release = release
+
+    def run(self, *argv, check=True, **kwargs):
+        return self.booted.run(list(argv), check=check, **kwargs)
+
+    def read(self, path):
+        with open(self.booted.path(path)) as in_tree:
+            return in_tree.read()
+
+    def exists(self, path):
+        return os.path.lexists(self.booted.path(path))
+
+    def apt_get(self, *args):
+        return self.run("apt-get", "-y", "-q", *args, timeout=600)
+
+    def install(self, deb):
+        return self.apt_get("install", f"{DEB_DIR_IN_TREE}/{os.path.basename(deb)}")
+
+    def dpkg_versions(self, packages):
+        result = self.run("dpkg-query", "-W", "-f=${Package} ${Version} ${db:Status-Abbrev}\\n",
+                          *packages, check=False)
+        return {fields[0]: fields[1] for fields in map(str.split, result.stdout.splitlines())
+                if len(fields) == 3 and fields[2] == "ii"}
+
+    def show(self, *properties):
+        """`systemctl show pdagent` -> {property: value}."""
+        output = self.run("systemctl", "show", "pdagent.service", "-p", ",".join(properties)).stdout
+        return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+
+    def main_pid(self):
+        return int(self.show("MainPID")["MainPID"])
+
+    def pdagentd_processes(self):
+        """[(pid, user)] of every pdagentd in the tree."""
+        output = self.run("ps", "-eo", "pid=,user:32=,args=").stdout
+        return [(int(pid), user) for pid, user, args in
+                (line.split(None, 2) for line in output.splitlines() if len(line.split(None, 2)) == 3)
+                if "/usr/bin/pdagentd" in args]
+
+    def proc_status(self, pid):
+        """/proc/PID/status of a process in the tree, as a dict."""
+        text = self.run("cat", f"/proc/{pid}/status").stdout
+        return {name: value.strip() for name, _, value in (line.partition(":") for line in text.splitlines())}
+
+    def journal(self):
+        return self.run("journalctl", "-u", "pdagent.service", "--no-pager", "-o", "cat").stdout
+
+    def start_line(self, pid):
+        """pdagentd's `started` line in the journal, once process `pid` has logged it."""
+        def logged():
+            return [line for line in self.journal().splitlines() if f" started (pid {pid}): " in line]
+        return wait_for(logged, 20, interval=0.2, message=f"pdagentd {pid}'s start in the journal")[0]
+
+    def service(self, action):
+        return self.run("service", "pdagent", action, check=False)
+
+    def send(self, key, summary):
+        result = self.run("runuser", "-u", USER, "--", "/usr/bin/pd-send", "-k", key, "-t", "trigger",
+                          "-d", summary)
+        assert "Event processed" in result.stdout, result.stdout
+        return result
+
+    def queue_status(self):
+        """{routing key: (pending, success, error)} from `pd-queue status`."""
+        rows = {}
+        for line in self.run("/usr/bin/pd-queue", "status").stdout.splitlines():
+            fields = line.split()
+            if len(fields) == 4 and all(field.isdigit() for field in fields[1:]):
+                rows[fields[0]] = tuple(int(field) for field in fields[1:])
+        return rows
+
+    def point_at(self, standin, **settings):
+        """/etc/pdagent.conf as an admin edits it: the stand-in's URL, plus `settings`."""
+        lines = [f"events_api_url = {standin.url}"] + [f"{key} = {value}" for key, value in settings.items()]
+        config = self.read("/etc/pdagent.conf")
+        with open(self.booted.path("/etc/pdagent.conf"), "w") as config_file:
+            config_file.write(config.split("\n# -- system test --\n")[0] + "\n# -- system test --\n"
+                              + "\n".join(lines) + "\n")
+
+    def wait_active(self, previous_pid=None, timeout=30):
+        """The MainPID of the active unit (a new one when previous_pid is given)."""
+        def started():
+            state = self.show("ActiveState", "MainPID")
+            pid = int(state["MainPID"])
+            return pid if state["ActiveState"] == "active" and pid and pid != previous_pid else None
+        return wait_for(started, timeout, interval=0.2, message=f"pdagent active ({self.release})")
+
+    def purge_and_check_nothing_left(self):
+        self.apt_get("purge", "pdagent")
+        assert "pdagent" not in self.dpkg_versions(["pdagent"])
+        assert self.pdagentd_processes() == []
+        for name in ("passwd", "group"):
+            assert self.run("getent", name, "pdagent", check=False).returncode == 2
+        assert [path for path in PDAGENT_PATHS if self.exists(path)] == []
+        assert self.show("LoadState")["LoadState"] == "not-found"
+
+
+def summaries(standin, key):
+    return sorted(body["payload"]["summary"] for body in standin.bodies(key))
+
+
+def wait_summaries(standin, key, expected, timeout=30):
+    wait_for(lambda: summaries(standin, key) == sorted(expected), timeout, interval=0.1,
+             message=f"{expected} at the stand-in")
+
+
+# -- the distribution matrix ---------------------------------------------------------------------
+
+def test_install_deliver_service_verbs_purge(debian, debs, standin):
+    installed = debian.install(debs[0])
+    assert debian.dpkg_versions(["pdagent"]) == {"pdagent": VERSION}, installed.stdout
+    versions = debian.dpkg_versions(REPORTED_PACKAGES)
+    python = debian.run("python3", "--version").stdout.split()[-1]
+    one_line(f"{debian.release}: Python {python}, "
+             + ", ".join(f"{name} {versions.get(name)}" for name in REPORTED_PACKAGES))
+    assert set(versions) == set(REPORTED_PACKAGES)
+    debian.wait_active()
+
+    debian.point_at(standin)
+    assert debian.service("restart").returncode == 0
+    debian.wait_active()
+    debian.send(KEY, "installed on " + debian.release)
+    wait_summaries(standin, KEY, ["installed on " + debian.release])
+
+    status = debian.service("status")
+    assert status.returncode == 0 and "active (running)" in status.stdout, status.stdout
+    assert debian.service("stop").returncode == 0
+    assert debian.show("ActiveState")["ActiveState"] == "inactive"
+    assert debian.pdagentd_processes() == []
+    assert debian.service("status").returncode == 3
+    debian.send(KEY, "queued while stopped")
+    assert debian.queue_status()[KEY] == (1, 1, 0)
+    assert debian.service("start").returncode == 0
+    pid = debian.wait_active()
+    wait_summaries(standin, KEY, ["installed on " + debian.release, "queued while stopped"])
+    debian.run("systemctl", "restart", "pdagent")
+    assert debian.wait_active() != pid
+    assert debian.run("systemctl", "is-enabled", "pdagent").stdout.strip() == "enabled"
+
+    debian.purge_and_check_nothing_left()
+
+
+# -- the unit under systemd ----------------------------------------------------------------------
+
+def test_systemd_story(debian, debs, standin, tmp_path):
+    # Enabled and started by the package, as pdagent, hardened.
+    debian.install(debs[0])
+    assert debian.run("systemctl", "is-enabled", "pdagent").stdout.strip() == "enabled"
+    pid = debian.wait_active()
+    assert "https://events.pagerduty.com, proxy none" in debian.start_line(pid)
+    unit = debian.show("User", "Group", "NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp",
+                       "CapabilityBoundingSet", "Restart", "TimeoutStopUSec", "NeedDaemonReload")
+    assert unit == {"User": "pdagent", "Group": "pdagent", "NoNewPrivileges": "yes",
+                    "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+                    "CapabilityBoundingSet": "", "Restart": "on-failure", "TimeoutStopUSec": "15s",
+                    "NeedDaemonReload": "no"}
+    status = debian.proc_status(pid)
+    uid = debian.run("id", "-u", "pdagent").stdout.strip()
+    assert status["Uid"].split() == [uid] * 4
+    assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
+    assert int(status["CapBnd"], 16) == 0 and int(status["CapEff"], 16) == 0
+    mounts = {fields[4]: fields[5] for fields in
+              (line.split() for line in debian.run("cat", f"/proc/{pid}/mountinfo").stdout.splitlines())}
+    assert mounts["/"].startswith("ro") and mounts["/var/lib/pdagent"].startswith("rw"), mounts
+    security = debian.run("systemd-analyze", "security", "--no-pager", "pdagent.service").stdout
+    exposure = float(re.search(r"Overall exposure level for pdagent\.service: ([0-9.]+)", security).group(1))
+    one_line(f"{debian.release}: systemd-analyze security exposure {exposure}")
+    assert exposure <= 2.5, security
+
+    debian.point_at(standin)
+    debian.run("systemctl", "restart", "pdagent")
+    pid = debian.wait_active(previous_pid=pid)
+    debian.send(KEY, "under systemd")
+    wait_summaries(standin, KEY, ["under systemd"])
+
+    # kill -9: systemd restarts it (Restart=on-failure, RestartSec=5s); what was queued meanwhile goes.
+    debian.run("kill", "-9", str(pid))
+    debian.send(KEY_AFTER_KILL, "queued while dead")
+    assert debian.queue_status()[KEY_AFTER_KILL] == (1, 0, 0)
+    pid = debian.wait_active(previous_pid=pid)
+    assert debian.show("NRestarts")["NRestarts"] == "1"
+    assert "status=9/KILL" in debian.journal()
+    wait_summaries(standin, KEY_AFTER_KILL, ["queued while dead"])
+
+    # systemctl stop with an event in flight: within TimeoutStopSec, and the event stays queued.
+    debian.point_at(standin, http_timeout_secs=120)  # only the stop may end the send
+    debian.run("systemctl", "restart", "pdagent")
+    pid = debian.wait_active(previous_pid=pid)
+    standin.set_faults([{"match": {"routing_key": KEY_IN_FLIGHT}, "delay": 60, "status": 500}])
+    debian.send(KEY_IN_FLIGHT, "in flight at stop")
+    wait_for(lambda: [request for request in standin.requests()
+                      if (request["body"] or {}).get("routing_key") == KEY_IN_FLIGHT],
+             20, message="the event in flight at the stand-in")
+    started = time.time()
+    debian.run("systemctl", "stop", "pdagent", timeout=60)
+    stop_secs = time.time() - started
+    one_line(f"{debian.release}: systemctl stop with an event in flight took {stop_secs:.1f} s")
+    assert stop_secs < 15
+    assert debian.show("ActiveState", "Result") == {"ActiveState": "inactive", "Result": "success"}, \
+        debian.journal()[-3000:]
+    assert debian.queue_status()[KEY_IN_FLIGHT] == (1, 0, 0)
+    assert standin.bodies(KEY_IN_FLIGHT) == []
+
+    # The README's proxy recipe: uncomment the unit's Environment= lines, daemon-reload, restart.
+    proxy = Tinyproxy(str(tmp_path))
+    try:
+        debian.point_at(standin)
+        text = debian.read(UNIT)
+        assert text.count('#Environment="http') == 2
+        with open(debian.booted.path(UNIT), "w") as unit_file:
+            unit_file.write(re.sub(r'#Environment="(https?_proxy)=[^"]*"', rf'Environment="\1={proxy.url}/"', text))
+        debian.run("systemctl", "daemon-reload")
+        debian.run("systemctl", "restart", "pdagent")
+        pid = debian.wait_active()
+        environment = debian.show("Environment")["Environment"]
+        assert f"http_proxy={proxy.url}/" in environment and f"https_proxy={proxy.url}/" in environment
+        assert f"proxy {proxy.url}/" in debian.start_line(pid)
+        wait_summaries(standin, KEY_IN_FLIGHT, ["in flight at stop"])  # kept, delivered now
+        debian.send(KEY_PROXY, "through the proxy")
+        wait_summaries(standin, KEY_PROXY, ["through the proxy"])
+        proxied = re.findall(rf"127\.0\.0\.1:{standin.port}/v2/enqueue", proxy.log_text())
+        assert len(proxied) == 2, proxy.log_text()
+
+        # Upgrade with events pending: the proxy lines and the events survive it.
+        debian.run("systemctl", "stop", "pdagent")
+        for number in range(2):
+            debian.send(KEY_UPGRADE, f"pending {number}")
+        assert debian.queue_status()[KEY_UPGRADE] == (2, 0, 0)
+        debian.install(debs[1])
+        assert debian.dpkg_versions(["pdagent"]) == {"pdagent": UPGRADE_VERSION}
+        unit_lines = debian.read(UNIT).splitlines()
+        at = unit_lines.index("ExecStartPre=/bin/chown -R pdagent:pdagent /var/run/pdagent")
+        assert unit_lines[at + 1:at + 3] == [f'Environment="http_proxy={proxy.url}/"',
+                                             f'Environment="https_proxy={proxy.url}/"']
+        assert debian.run("systemctl", "is-enabled", "pdagent").stdout.strip() == "enabled"
+        assert debian.show("NeedDaemonReload")["NeedDaemonReload"] == "no"
+        debian.wait_active(previous_pid=pid)
+        wait_summaries(standin, KEY_UPGRADE, ["pending 0", "pending 1"])
+        assert len(re.findall(rf"127\.0\.0\.1:{standin.port}/v2/enqueue", proxy.log_text())) == 4
+    finally:
+        proxy.stop()
+
+    # Purge: no process, no user, no unit, no file.
+    debian.purge_and_check_nothing_left()
