@@ -208,7 +208,10 @@ def build_tree(tree, release, mirror, security, log=None):
     def chroot(*argv):
         in_chroot(tree, list(argv), stdout=log, stderr=subprocess.STDOUT if log else None)
 
-    run(["debootstrap", "--variant=minbase", release, tree, mirror])
+    # Its own mount namespace: the /proc and /sys debootstrap mounts in the tree never reach
+    # the host's, even if it dies half-way.
+    run(["unshare", "--mount", "--propagation", "private",
+         "debootstrap", "--variant=minbase", release, tree, mirror])
     with open(os.path.join(tree, "etc/apt/sources.list"), "w") as sources:
         sources.write(f"deb {mirror} {release} main\n"
                       f"deb {mirror} {release}-updates main\n"
