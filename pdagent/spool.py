@@ -52,6 +52,7 @@ STALE_TMP_SECS = 3600
 
 _NAME_SUFFIX = ".txt"
 _NAMES_PER_CHUNK = 10000
+_FILE_TIME_TICK_US = 10_000  # the kernel's clock for file times: a tick, 10 ms at most (HZ=100)
 
 
 class SpoolError(Exception):
@@ -304,9 +305,13 @@ class Spool:
         return name
 
     def _next_enqueue_time(self, pdq_dir):
-        """Now in microseconds, or just after pdq/'s last change if that is later (the clock
-        went back: a later event must still sort after the earlier ones). One stat; a
-        missing pdq/ means a spool never used, which is created here."""
+        """Now in microseconds; if pdq/ changed later than now (the clock went back), just
+        after that change, so a later event still sorts after the earlier ones.
+
+        File times come from the kernel's coarse clock, up to a tick behind the
+        time a writer took for its name: "just after" is one tick after. One
+        stat; a missing pdq/ means a spool never used, which is created here.
+        """
         now_us = time.time_ns() // 1000
         try:
             changed_us = os.stat(pdq_dir).st_mtime_ns // 1000
@@ -315,7 +320,7 @@ class Spool:
             return now_us
         except OSError:
             return now_us
-        return max(now_us, changed_us + 1)
+        return now_us if changed_us <= now_us else changed_us + _FILE_TIME_TICK_US
 
     def _create_tmp_file(self, tmp_path):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
