@@ -10,13 +10,15 @@ in the same run, interleaved, so machine noise hits all alike:
   --no-deps --no-build-isolation, which needs `wheel` or setuptools >= 70.1
   beside this interpreter) and installed into a venv without system
   site-packages, its dependencies importable from this interpreter's.
-Prints medians and ratios; the targets are pd-send <= 1.5x `python -c pass`
+Prints medians of wall and CPU time (user + system, which a busy machine
+moves less) and their ratios; the targets are pd-send <= 1.5x `python -c pass`
 however installed, and pd-queue status <= 0.3 s over 100,000 pending events on
 10 keys.
 """
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,6 +37,14 @@ def timed(command, env):
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def timed_with_cpu(command, env):
+    """(wall seconds, CPU seconds) of one run; CPU time moves less than wall time on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(command, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def write_config(directory):
@@ -80,15 +90,20 @@ def bench_pd_send(runs, env, pip_bin_dir):
     for _ in range(3):  # warm the page cache and .pyc files
         for command in commands.values():
             timed(command, env)
-    times = {name: [] for name in commands}
+    load = os.getloadavg()[0]
+    walls, cpus = ({name: [] for name in commands} for _ in range(2))
     for _ in range(runs):
         for name, command in commands.items():
-            times[name].append(timed(command, env))
-    base = statistics.median(times["python -c pass"])
+            wall, cpu = timed_with_cpu(command, env)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    base_wall, base_cpu = statistics.median(walls["python -c pass"]), statistics.median(cpus["python -c pass"])
+    print(f"medians of {runs} interleaved runs, load average {load:.2f} at the start")
     for name in commands:
-        median = statistics.median(times[name])
-        ratio = "" if name == "python -c pass" else f"  ratio {median / base:.2f}x (target <= 1.5x)"
-        print(f"{name:24} median {median * 1000:7.1f} ms{ratio}")
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        ratios = "" if name == "python -c pass" else \
+            f"  ratio {wall / base_wall:.2f}x wall, {cpu / base_cpu:.2f}x CPU (target <= 1.5x)"
+        print(f"{name:24} {wall * 1000:6.1f} ms wall {cpu * 1000:6.1f} ms CPU{ratios}")
 
 
 def bench_status(pending, env, data_dir):
@@ -114,6 +129,8 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir, tempfile.TemporaryDirectory() as install_dir:
         env = dict(os.environ, PDAGENT_CONFIG=write_config(data_dir))
+        # Installed code runs from bytecode: let the warm-up runs write what is missing or stale.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         print(f"interpreter: {sys.executable} ({sys.version.split()[0]})")
         bench_pd_send(args.runs, env, pip_install(install_dir))
     with tempfile.TemporaryDirectory() as data_dir:
