@@ -152,7 +152,7 @@ def split_url(url, schemes=("http", "https")):
         if "[" in host_port or "]" in host_port:
             return None
         host, _, port = host_port.partition(":")
-    if not host or (port and not (is_ascii_digits(port) and int(port) <= 65535)):
+    if not host or (port and not (len(port) <= 5 and is_ascii_digits(port) and int(port) <= 65535)):
         return None
     return scheme, host, int(port) if port else None
 
