@@ -254,6 +254,11 @@ def _own_cgroup():
     return "/"
 
 
+def _cgroup_of(boot_name):
+    """The cgroup a boot of that name lives in: under our own, in the cgroup2 hierarchy."""
+    return os.path.join(_cgroup2_root(), _own_cgroup().lstrip("/"), boot_name)
+
+
 def _remove_cgroup(path, timeout=10.0):
     """rmdir the cgroup and every group systemd made in it, deepest first (emptied by then)."""
     deadline = time.time() + timeout
@@ -275,6 +280,14 @@ def _children(pid):
             return [int(child) for child in children.read().split()]
     except FileNotFoundError:
         return []
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("PPid:"))
+    except FileNotFoundError:
+        return None
 
 
 def _drain(master_fd, log_path):
@@ -299,8 +312,7 @@ class BootedTree:
         self.tree = tree
         self.workdir = workdir
         self.console_log = os.path.join(workdir, "console.log")
-        name = os.path.basename(workdir)
-        self.cgroup = os.path.join(_cgroup2_root(), _own_cgroup().lstrip("/"), name)
+        self.cgroup = _cgroup_of(os.path.basename(workdir))
         self.process = None  # unshare, in the host's namespaces
         self.pid = None  # systemd, as the host sees it
 
@@ -352,13 +364,13 @@ class BootedTree:
         except FileNotFoundError:
             return ""
 
-    def run(self, argv, check=True, timeout=300, input=None, env=()):
+    def run(self, argv, check=True, timeout=300):
         """argv run inside the tree (its namespaces and root), with a clean environment."""
         full = ["nsenter", "-t", str(self.pid), "-m", "-p", "-u", "-i", "-C", "-r", "-w",
                 "env", "-i", f"PATH={PATH}", "LANG=C.UTF-8", "TERM=dumb", "SYSTEMD_COLORS=0",
-                "SYSTEMD_PAGER=", "DEBIAN_FRONTEND=noninteractive", *env, *argv]
-        result = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input,
-                                stdin=None if input is not None else subprocess.DEVNULL, check=False)
+                "SYSTEMD_PAGER=", "DEBIAN_FRONTEND=noninteractive", *argv]
+        result = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"in the tree: {argv} exited {result.returncode}:\n"
                                  f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -368,10 +380,10 @@ class BootedTree:
         """The host's path to `path` inside the running tree (through systemd's root)."""
         return f"/proc/{self.pid}/root/{path.lstrip('/')}"
 
-    def put(self, source, destination, mode=0o644):
-        """Copies a host file into the tree."""
+    def put(self, source, destination):
+        """Copies a host file into the tree, readable by all."""
         shutil.copyfile(source, self.path(destination))
-        os.chmod(self.path(destination), mode)
+        os.chmod(self.path(destination), 0o644)
 
     def stop(self, timeout=30):
         """Powers off; kills the systemd started here if it does not go. Idempotent."""
@@ -383,7 +395,8 @@ class BootedTree:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)  # this boot's PID 1 only; its namespace goes along
+                if _parent(self.pid) == self.process.pid:  # still our systemd, not a reused pid
+                    os.kill(self.pid, signal.SIGKILL)  # this boot's PID 1 only; its namespace goes along
                 self.process.wait(timeout)
         elif self.process.poll() is None:  # systemd never appeared: the boot's own unshare
             self.process.kill()
@@ -392,21 +405,44 @@ class BootedTree:
         self.process = None
 
 
+IN_USE = ".in-use"  # in a boot's work directory, locked (flock) for as long as its booter lives
+
+
 @contextlib.contextmanager
 def booted(tree, workdir_parent=None):
     """A BootedTree of `tree`, powered off and cleaned up (overlay, cgroup) on exit."""
     parent = workdir_parent or os.path.join(os.path.dirname(tree.rstrip("/")), "boots")
     os.makedirs(parent, mode=0o755, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix=f"{os.path.basename(tree.rstrip('/'))}-", dir=parent)
-    system = BootedTree(tree, workdir)
-    try:
-        system.start()
-        yield system
-    finally:
+    remove_dead_boots(parent)
+    # Its name is also its cgroup's, beside whatever else runs here: say whose it is.
+    workdir = tempfile.mkdtemp(prefix=f"pdagent-systest-{os.path.basename(tree.rstrip('/'))}-", dir=parent)
+    with open(os.path.join(workdir, IN_USE), "w") as in_use:
+        fcntl.flock(in_use, fcntl.LOCK_EX)
+        system = BootedTree(tree, workdir)
         try:
-            system.stop()
+            system.start()
+            yield system
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            try:
+                system.stop()
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def remove_dead_boots(parent):
+    """Work directories and cgroups left by a booter that was killed (its boot died with it)."""
+    for name in os.listdir(parent):
+        try:
+            in_use = open(os.path.join(parent, name, IN_USE))  # noqa: SIM115 (closed below)
+        except OSError:
+            continue  # not a boot's, or one being made this instant
+        with in_use:
+            try:
+                fcntl.flock(in_use, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its booter is alive
+            _remove_cgroup(_cgroup_of(name), timeout=1.0)
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 # -- inside the new namespaces: PID 1 until it becomes systemd ------------------------------------

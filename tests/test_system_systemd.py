@@ -79,23 +79,30 @@ def debs():
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def mirror():
+    """(mirror, security mirror) of this host's apt, once they answer for every release."""
+    try:
+        mirror, security = systemd_tree.debian_mirror()
+        for release in RELEASES:
+            systemd_tree.check_reachable(mirror, security, release)
+    except systemd_tree.MirrorUnreachable as error:
+        one_line(f"Debian mirror unreachable, skipping the systemd system tests: {error}")
+        pytest.skip(f"Debian mirror unreachable: {error}")
+    return mirror, security
+
+
 @pytest.fixture(scope="module", params=RELEASES)
-def debian(request, debs):
+def debian(request, mirror, debs):
     """A booted `release` tree with the two .debs in /srv and fresh package lists."""
     release = request.param
     if os.geteuid() != 0:
         pytest.fail("booting systemd in a tree needs root")
-    try:
-        mirror, security = systemd_tree.debian_mirror()
-        systemd_tree.check_reachable(mirror, security, release)
-    except systemd_tree.MirrorUnreachable as error:
-        one_line(f"Debian mirror unreachable, skipping the {release} systemd tests: {error}")
-        pytest.skip(f"Debian mirror unreachable: {error}")
     started = time.time()
     cached = systemd_tree.tree_is_fresh(os.path.join(systemd_tree.CACHE_DIR, release))
     with tempfile.TemporaryFile() as build_log:
         try:
-            tree = systemd_tree.cached_tree(release, mirror, security, log=build_log)
+            tree = systemd_tree.cached_tree(release, *mirror, log=build_log)
         except subprocess.CalledProcessError:
             build_log.seek(0)
             raise AssertionError(f"building the {release} tree failed:\n"
