@@ -7,9 +7,10 @@ this module does the I/O and keeps these rules:
   backs the key off (sender.py says which answer means what).
 - A move out of pdq/ is durable before the key's next event is sent: the
   key waits (SYNCING) while the syncer thread fsyncs the target directory,
-  then pdq/, once for every move made meanwhile (a group commit: other keys
-  go on sending during the fsync). A power cut so repeats at most the last
-  event of each key, sent in the few milliseconds before it.
+  then pdq/, once for every move made meanwhile (a group commit, started
+  when no other key is ready or after 5 ms: other keys go on sending
+  meanwhile). A power cut so repeats at most the last event of each key,
+  sent in the few milliseconds before it.
 - With the default `send_concurrency = 1` one event is in flight at a time,
   so a crash (kill -9) can make at most one event be sent twice.
 - Every in-memory deadline is on the monotonic clock; wall time is only
@@ -51,6 +52,7 @@ log = logging.getLogger("pdagent.delivery")
 STATE_SAVE_INTERVAL_SECS = 1.0
 FORGET_IDLE_KEYS_SECS = 300.0
 LOCK_RETRY_SECS = 0.01
+SYNC_BATCH_SECS = 0.005  # a batch of moves waits at most this long for its fsyncs
 # With inotify working, the periodic rescan is only a safety net: it may take
 # at most this share of the time (a million names take seconds to list).
 RESCAN_TIME_SHARE = 0.02
@@ -91,6 +93,7 @@ class Engine:
         self._sync_wanted = threading.Condition(self._lock)  # the syncer waits on it
         self._unsynced_keys = []     # keys whose last move is not yet durable
         self._unsynced_dirs = set()  # the directories those moves went to
+        self._unsynced_since = 0.0   # when the first of them was moved (monotonic)
         self._rescan_wanted = False
         self._rescan_thread = None
         self._rescan_secs = 0.0      # how long the last listing of pdq/ took
@@ -132,7 +135,7 @@ class Engine:
         if watch is None:
             log.warning("inotify unavailable for %s: new events are found by the rescan every %s s",
                         self.pdq_dir, self.config.send_interval_secs)
-        self._list_pending()
+        self._list_pending(first=True)
         for thread in threads:
             thread.start()
         now = self.clock()
@@ -236,7 +239,7 @@ class Engine:
             self._skipped(name)
         return parsed
 
-    def _list_pending(self):
+    def _list_pending(self, first=False):
         """Rebuild the index from a full listing of pdq/ (at start, and as the safety net
         for missed notifications). The listing is taken without the lock: senders go on,
         and the scheduler keeps what changed meanwhile."""
@@ -254,10 +257,13 @@ class Engine:
             stamp, routing_key = parse_file_name(name)
             if stamp in found.get(routing_key, ()):
                 found[routing_key].remove(stamp)
+        events, keys = sum(map(len, found.values())), len(found)
         with self._lock:
             self.scheduler.end_listing(found)
             self._changed.notify_all()
         self._rescan_secs = self.clock() - started
+        log.log(logging.INFO if first else logging.DEBUG, "indexed %d pending event(s) of %d key(s) in %.2f s",
+                events, keys, self._rescan_secs)
         self._keep_pdq_mtime_ahead()
 
     def _start_rescan(self):
@@ -327,6 +333,8 @@ class Engine:
                 while job is None:
                     if self._stopping:
                         return
+                    if self._unsynced_keys:
+                        self._sync_wanted.notify()  # nothing else to send: sync the batch now
                     self._changed.wait()
                     job = None if self._stopping else self.scheduler.next_job()
             routing_key, enqueue_time = job
@@ -398,9 +406,11 @@ class Engine:
                                   retry_after=outcome.retry_after if finish_kind == kind else None,
                                   reason=reason)
             if moved:
+                if not self._unsynced_keys:
+                    self._unsynced_since = self.clock()
+                    self._sync_wanted.notify()  # starts the syncer's batch
                 self._unsynced_keys.append(routing_key)
                 self._unsynced_dirs.add(target)
-                self._sync_wanted.notify()
             if self.scheduler.ready_count():
                 self._changed.notify()
             due = self.scheduler.next_deadline()
@@ -467,12 +477,19 @@ class Engine:
     # -- durability ------------------------------------------------------------
 
     def _syncer_loop(self):
+        """Sync the moves in batches: when no key is ready to send (a sender would wait),
+        else once the batch is SYNC_BATCH_SECS old, so an fsync serves several events."""
         while True:
             with self._lock:
                 while not self._unsynced_keys and not self._stopping:
                     self._sync_wanted.wait()
                 if not self._unsynced_keys:
                     return
+                while not self._stopping and self.scheduler.ready_count():
+                    remaining = self._unsynced_since + SYNC_BATCH_SECS - self.clock()
+                    if remaining <= 0:
+                        break
+                    self._sync_wanted.wait(remaining)
             self._sync_moves()
 
     def _sync_moves(self):
