@@ -47,8 +47,9 @@ KEY_IN_FLIGHT = "SystemdTestKey000000000000000003"
 KEY_PROXY = "SystemdTestKey000000000000000004"
 KEY_UPGRADE = "SystemdTestKey000000000000000005"
 PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/init.d/pdagent", UNIT, "/usr/lib/python3/dist-packages/pdagent",
-                 "/usr/share/doc/pdagent", "/var/lib/pdagent", "/var/log/pdagent", "/run/pdagent",
-                 "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
+                 "/usr/share/doc/pdagent", "/usr/share/pdagent", "/var/lib/pdagent", "/var/log/pdagent",
+                 "/run/pdagent", "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
+                 "/usr/bin/pd-nagios", "/usr/bin/pd-zabbix", "/usr/bin/pd-sensu",
                  "/etc/systemd/system/pdagent.service",
                  "/etc/systemd/system/multi-user.target.wants/pdagent.service"]
 # The support table's library columns, read from dpkg in each tree.
