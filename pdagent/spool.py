@@ -507,6 +507,25 @@ class Spool:
                 fsync_directory(os.path.join(self.outqueue_dir, "err"))
         return moved
 
+    def discard(self, routing_key=None):
+        """Delete err/ events (of one key, or all) and their recorded reasons; returns how many.
+
+        For rejections that should never be sent (a wrong key, since fixed).
+        Under the queue lock, as `retry`, which moves the same files.
+        """
+        removed = 0
+        with self.lock():
+            for name in self.names("err", routing_key):
+                try:
+                    os.unlink(self.path("err", name))
+                except FileNotFoundError:
+                    continue  # cleaned up meanwhile
+                removed += 1
+                _unlink_quietly(os.path.join(self.errors_dir, name + ".json"))
+            if removed:  # so that a power cut does not bring them back
+                fsync_directory(os.path.join(self.outqueue_dir, "err"))
+        return removed
+
     def cleanup(self, threshold_secs, now=None):
         """Delete suc/ and err/ files older than the threshold and tmp/ files over an hour old.
 
