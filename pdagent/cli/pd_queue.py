@@ -1,33 +1,83 @@
-"""pd-queue: look at and repair the local event queue (status, list, retry).
+"""pd-queue: look at and repair the local event queue, and report on it to monitoring.
 
-status and list only read the spool; retry moves err/ events back to pdq/
-under the queue lock the daemon also takes.
+status, list, check and metrics only read the spool; retry moves err/
+events back to pdq/ and discard deletes them, both under the queue lock
+the daemon also takes.
 
 The daemon's account owns the tree and may plant links anywhere in it, so
-root never writes there as root: `retry` run by root first becomes the user
-that owns the data directory. Readers open nothing through a link (event
-files, error reasons, the state), and text from the files is shown with its
-control characters escaped.
+root never writes there as root: `retry` and `discard` run by root first
+become the user that owns the data directory. Readers open nothing through
+a link (event files, error reasons, the state, the pid file), and text from
+the files is shown with its control characters escaped.
+
+`check` is a Nagios-style plugin (exit 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN; one line, then performance data); `metrics` prints the
+Prometheus text format for node_exporter's textfile collector.
 """
 
 import argparse
+import errno
 import json
 import os
 import sys
 import time
 
-from pdagent.config import ConfigError, load_main_config
+from pdagent.config import ConfigError, load_locations
 from pdagent.escape import escape_controls
-from pdagent.spool import QUEUE_STATES, Spool, SpoolError, parse_file_name
+from pdagent.event import is_ascii_digits
+from pdagent.spool import (
+    QUEUE_STATES,
+    Spool,
+    SpoolError,
+    parse_file_name,
+    read_regular_file,
+)
 from pdagent.state import read_state
 
 STATE_NAMES = {"pending": "pdq", "success": "suc", "error": "err"}
 
+# The check's states; each one's index is its exit code (the Nagios plugin API).
+CHECK_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+OK, WARNING, CRITICAL, UNKNOWN = range(len(CHECK_STATES))
+DEFAULT_WARNING_AGE_SECS = 300
+DEFAULT_CRITICAL_AGE_SECS = 900
+DEFAULT_ERROR_WARNING = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the exit status of a usage error set per sub-command (a check
+    plugin's is UNKNOWN, not 2, which monitoring reads as CRITICAL)."""
+
+    usage_error_status = 2
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_error_status, f"{self.prog}: error: {message}\n")
+
+
+def _count(text):
+    """A whole number >= 0, for argparse."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_count.__name__ = "count"  # argparse's error: "invalid count value: '-1'"
+
+
+def _add_key_or_all(parser, verb):
+    parser.add_argument("-k", "--service-key", "--routing-key", dest="routing_key",
+                        metavar="SERVICE_KEY",
+                        help=f"{verb} events in given Service API Key (not to be used with -a)")
+    parser.add_argument("-a", "--all-keys", action="store_true",
+                        help=f"{verb} events in all Service API Keys (not to be used with -k)")
+
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pd-queue",
-                                     description="Access local queue of PagerDuty Agent.")
-    commands = parser.add_subparsers(dest="command", title="sub-commands", metavar="{status,retry,list}")
+    parser = _Parser(prog="pd-queue", description="Access local queue of PagerDuty Agent.")
+    commands = parser.add_subparsers(dest="command", title="sub-commands",
+                                     metavar="{status,retry,discard,list,check,metrics}")
     commands.required = True
 
     status = commands.add_parser("status", help="print out status of local event queue.",
@@ -39,11 +89,12 @@ def build_parser():
 
     retry = commands.add_parser("retry", help="set up 'dead' PagerDuty events for retry.",
                                 description="Set up 'dead' pagerduty events for retry.")
-    retry.add_argument("-k", "--service-key", "--routing-key", dest="routing_key",
-                       metavar="SERVICE_KEY",
-                       help="retry events in given Service API Key (not to be used with -a)")
-    retry.add_argument("-a", "--all-keys", action="store_true",
-                       help="retry events in all Service API Keys (not to be used with -k)")
+    _add_key_or_all(retry, "retry")
+
+    discard = commands.add_parser("discard", help="delete 'dead' PagerDuty events, never to be sent.",
+                                  description="Delete 'dead' PagerDuty events (in error) and why they "
+                                              "were rejected, e.g. after a wrong key was fixed.")
+    _add_key_or_all(discard, "discard")
 
     listing = commands.add_parser("list", help="list events, one line each.",
                                   description="List events: time, key, action, dedup key, summary "
@@ -52,35 +103,85 @@ def build_parser():
                          help="which events (default: pending)")
     listing.add_argument("-k", "--service-key", "--routing-key", dest="routing_key",
                          metavar="SERVICE_KEY", help="only events of this key")
+
+    check = commands.add_parser(
+        "check", help="check the agent's health, as a Nagios/Icinga/Sensu plugin.",
+        description="Check the agent's health as a monitoring plugin: exit 0 OK, 1 WARNING, "
+                    "2 CRITICAL (pdagentd not running, or the oldest pending event older than "
+                    "--critical-age), 3 UNKNOWN (the spool cannot be read); one line of text "
+                    "and performance data.")
+    check.usage_error_status = UNKNOWN
+    check.add_argument("--warning-age", type=_count, default=DEFAULT_WARNING_AGE_SECS, metavar="SECS",
+                       help="WARNING when the oldest pending event is older than this "
+                            f"(default: {DEFAULT_WARNING_AGE_SECS})")
+    check.add_argument("--critical-age", type=_count, default=DEFAULT_CRITICAL_AGE_SECS, metavar="SECS",
+                       help="CRITICAL when the oldest pending event is older than this "
+                            f"(default: {DEFAULT_CRITICAL_AGE_SECS})")
+    check.add_argument("--error-warning", type=_count, default=DEFAULT_ERROR_WARNING, metavar="N",
+                       help="WARNING when at least N events are in error; 0: never "
+                            f"(default: {DEFAULT_ERROR_WARNING})")
+
+    commands.add_parser(
+        "metrics", help="print metrics in the Prometheus text format.",
+        description="Print the queue's and the daemon's metrics in the Prometheus text "
+                    "exposition format, for node_exporter's textfile collector.")
     return parser
 
 
-def status_table(counts, routing_key=None):
+def command_parser(parser, command):
+    """The sub-command's own parser: its usage errors show its usage, and its exit status."""
+    subcommands = next(action for action in parser._actions
+                       if isinstance(action, argparse._SubParsersAction))
+    return subcommands.choices[command]
+
+
+# -- reading the queue ----------------------------------------------------------------------
+
+def read_queue(spool, db_dir, routing_key=None):
+    """What status --json, check and metrics report: {"counts": {key: {pdq, suc, err}},
+    "oldest_us": {key: enqueue time of its oldest pending event}, "state": the saved state}.
+
+    A state file that cannot be read counts as none, as it does for the daemon.
+    """
+    counts = spool.counts_by_key(routing_key)
+    oldest_us = {key: min(stamps) for key, stamps in spool.pending_stamps().items()
+                 if routing_key is None or key == routing_key}
+    for key in oldest_us.keys() - counts.keys():  # queued between the two listings
+        counts[key] = dict.fromkeys(QUEUE_STATES, 0)
+    return {"counts": counts, "oldest_us": oldest_us, "state": read_state(db_dir)}
+
+
+def _age_secs(stamp_us, now):
+    """Seconds since an enqueue time; never negative (a name may claim a future time)."""
+    return max(0.0, now - stamp_us / 1e6)
+
+
+def _backed_off(state, key, now):
+    return state["keys"].get(key, {}).get("backoff_until", 0) > now
+
+
+def status_table(counts):
     """The original agent's table: key in 35 columns, counts right-aligned in 10."""
+    if not counts:
+        return "Nothing to report."
     lines = [f"{'Service Key':<35}{'Pending':>10}{'Success':>10}{'In Error':>10}", "=" * 65]
-    if routing_key is not None and routing_key not in counts:
-        counts = {routing_key: dict.fromkeys(QUEUE_STATES, 0)}
     for key in sorted(counts):
         per_key = counts[key]
         lines.append(f"{key:<35}{per_key['pdq']:>10}{per_key['suc']:>10}{per_key['err']:>10}")
     return "\n".join(lines)
 
 
-def status_json(spool, db_dir, routing_key=None, now=None):
-    now = time.time() if now is None else now
-    state = read_state(db_dir)
-    oldest = {}
-    for name in spool.names("pdq", routing_key):
-        enqueue_time_us, key = parse_file_name(name)
-        oldest.setdefault(key, enqueue_time_us)
+def status_json(queue, now):
+    state = queue["state"]
     keys = {}
-    for key, per_key in sorted(spool.counts_by_key(routing_key).items()):
+    for key, per_key in sorted(queue["counts"].items()):
         backoff_until = state["keys"].get(key, {}).get("backoff_until", 0)
+        oldest_us = queue["oldest_us"].get(key)
         keys[key] = {
             "pending": per_key["pdq"], "success": per_key["suc"], "error": per_key["err"],
-            "oldest_pending_age_secs": round(now - oldest[key] / 1e6, 3) if key in oldest else None,
-            "backed_off": backoff_until > now,
-            "backoff_until": _iso(backoff_until) if backoff_until > now else None,
+            "oldest_pending_age_secs": None if oldest_us is None else round(_age_secs(oldest_us, now), 3),
+            "backed_off": _backed_off(state, key, now),
+            "backoff_until": _iso(backoff_until) if _backed_off(state, key, now) else None,
         }
     return {"keys": keys, "agent": state["counters"]}
 
@@ -114,12 +215,175 @@ def list_lines(spool, state, routing_key=None):
         yield line
 
 
+# -- is the daemon running? -------------------------------------------------------------------
+
+def daemon_process(locations):
+    """(pid, None) if the pid file names a running pdagentd of the data directory's owner,
+    else (None, why not). SpoolError if the pid file cannot be looked at, so that
+    whether the daemon runs cannot be told."""
+    from pdagent.daemon import is_pdagentd
+    pid_file = locations.pid_file
+    pid_dir = os.path.dirname(pid_file)
+    if os.path.isdir(pid_dir) and not os.access(pid_dir, os.X_OK):
+        raise SpoolError(f"cannot read {pid_file}: {os.strerror(errno.EACCES)}")
+    try:
+        owner_uid = os.stat(locations.data_dir).st_uid
+        text = read_regular_file(pid_file, 64)
+    except FileNotFoundError as error:
+        return None, f"no {error.filename}"
+    except SpoolError as error:
+        return None, f"pid file {pid_file}: {error}"
+    pid = text.decode("ascii", "replace").strip()
+    if not is_ascii_digits(pid):
+        return None, f"no pid in {pid_file}"
+    if not is_pdagentd(int(pid), owner_uid):
+        return None, f"pid {int(pid)} in {pid_file} is not a pdagentd of {_user_name(owner_uid)}"
+    return int(pid), None
+
+
+def _user_name(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def access_hint(error, locations):
+    """How to let the user who got `error` read the spool, if it is a permission error."""
+    if os.strerror(errno.EACCES) not in str(error):
+        return ""
+    import grp
+    try:
+        group = grp.getgrgid(os.stat(locations.data_dir).st_gid).gr_name
+    except (OSError, KeyError):
+        group = "pdagent"
+    return (f" (add {_user_name(os.geteuid())} to the group {group} that may read the spool: "
+            f"adduser {_user_name(os.geteuid())} {group})")
+
+
+# -- check: a monitoring plugin -----------------------------------------------------------------
+
+def check_result(queue, pid, not_running, now, warning_age, critical_age, error_warning):
+    """(exit code, the plugin's one line) from what `read_queue` and `daemon_process` found."""
+    counts = queue["counts"].values()
+    pending = sum(per_key["pdq"] for per_key in counts)
+    errors = sum(per_key["err"] for per_key in counts)
+    oldest_us = min(queue["oldest_us"].values(), default=None)
+    age = 0 if oldest_us is None else int(_age_secs(oldest_us, now))
+    backed_off = sum(_backed_off(queue["state"], key, now) for key in queue["counts"])
+
+    code = OK
+    if pid is None:
+        code, daemon = CRITICAL, f"pdagentd is not running: {not_running}"
+    else:
+        daemon = f"pdagentd running (pid {pid})"
+    pending_text = f"{pending} pending"
+    if oldest_us is not None:
+        pending_text += f", the oldest {age} s old"
+        if age > critical_age:
+            code, pending_text = CRITICAL, pending_text + f" (critical over {critical_age} s)"
+        elif age > warning_age:
+            code, pending_text = max(code, WARNING), pending_text + f" (warning over {warning_age} s)"
+    error_text = f"{errors} in error"
+    if error_warning and errors >= error_warning:
+        code, error_text = max(code, WARNING), error_text + " (pd-queue list --state error)"
+    parts = [daemon, pending_text, error_text]
+    if backed_off:
+        parts.append(f"{backed_off} key(s) backed off")
+    counters = queue["state"]["counters"]
+    error_threshold = error_warning - 1 if error_warning else ""  # a range: warn above it
+    perfdata = [f"pending={pending};;;0", f"oldest_pending_age={age}s;{warning_age};{critical_age};0",
+                f"error={errors};{error_threshold};;0", f"backed_off_keys={backed_off};;;0",
+                f"delivered={counters['delivered']}c", f"failed={counters['failed']}c"]
+    return code, f"PDAGENT {CHECK_STATES[code]} - {'; '.join(parts)} | {' '.join(perfdata)}"
+
+
+def run_check(args):
+    """The plugin: prints one line, returns its exit code; whatever goes wrong is UNKNOWN."""
+    now = time.time()
+    locations = None
+    try:
+        locations = load_locations()
+        spool = Spool(locations.outqueue_dir, locations.db_dir)
+        queue = read_queue(spool, locations.db_dir)
+        pid, not_running = daemon_process(locations)
+    except (ConfigError, SpoolError, OSError) as error:
+        reason = _one_line(error if not isinstance(error, OSError) else
+                           f"{error.filename or 'spool'}: {error.strerror}")
+        print(f"PDAGENT UNKNOWN - {reason}{access_hint(error, locations) if locations else ''}")
+        return UNKNOWN
+    code, line = check_result(queue, pid, not_running, now, args.warning_age, args.critical_age,
+                              args.error_warning)
+    print(line)
+    return code
+
+
+# -- metrics: the Prometheus text format ------------------------------------------------------
+
+def _label_value(text):
+    """A label value as the text format wants it: backslash, double quote and newline escaped."""
+    return text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
+def key_labels(routing_key):
+    """The labels of a routing key: masked as in the log (its last 4 characters), and
+    `key_id`, the first 8 hex digits of its SHA-256, which keeps apart two keys that end
+    alike (two series with the same labels would be one) without revealing either."""
+    import hashlib
+
+    # Imported here: the delivery engine brings requests, 0.1 s that only metrics pays.
+    from pdagent.delivery import mask_key
+    digest = hashlib.sha256(routing_key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f'routing_key="{_label_value(mask_key(routing_key))}",key_id="{digest}"'
+
+
+def metrics_text(queue, daemon_up, now):
+    """The exposition: HELP and TYPE for every metric, then its samples."""
+    state, counts = queue["state"], queue["counts"]
+    labels = {key: key_labels(key) for key in counts.keys() | state["keys"].keys()}
+    keys = sorted(labels, key=labels.get)
+    oldest_us = min(queue["oldest_us"].values(), default=None)
+    metrics = [
+        ("pdagent_daemon_up", "gauge", "1 if pdagentd is running (its pid file names a live pdagentd), else 0.",
+         [("", int(daemon_up))]),
+        ("pdagent_spool_events", "gauge",
+         ("Events in the spool by routing key (masked) and state: pending, error (rejected), "
+         "success (delivered, kept until cleanup)."),
+         [(f"{labels[key]},state=\"{state_name}\"", counts.get(key, {}).get(directory, 0))
+          for key in keys for state_name, directory in STATE_NAMES.items()]),
+        ("pdagent_oldest_pending_age_seconds", "gauge",
+         "Age of the oldest pending event, 0 when none is pending.",
+         [("", round(0.0 if oldest_us is None else _age_secs(oldest_us, now), 3))]),
+        ("pdagent_key_backed_off", "gauge", "1 while the routing key is backed off, else 0.",
+         [(labels[key], int(_backed_off(state, key, now))) for key in keys]),
+        ("pdagent_key_backoff_remaining_seconds", "gauge",
+         "Seconds until the routing key's back-off ends, 0 when it is not backed off.",
+         [(labels[key], round(max(0.0, state["keys"].get(key, {}).get("backoff_until", 0) - now), 3))
+          for key in keys]),
+        ("pdagent_events_delivered_total", "counter",
+         "Events the daemon delivered (accepted by the Events API), kept across restarts.",
+         [("", state["counters"]["delivered"])]),
+        ("pdagent_events_failed_total", "counter",
+         "Events the daemon moved to the error queue, kept across restarts.",
+         [("", state["counters"]["failed"])]),
+    ]
+    lines = []
+    for name, kind, help_text, samples in metrics:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f"{name}{{{sample_labels}}} {value}" if sample_labels else f"{name} {value}"
+                  for sample_labels, value in samples]
+    return "\n".join(lines) + "\n"
+
+
 def become_spool_owner(data_dir):
     """As root, switch to the user owning `data_dir` (uid, group and groups); otherwise do nothing.
 
     A data directory owned by root (a checkout used as root), or none yet,
     leaves us root. `data_dir` itself is root's choice (its parent is root's),
-    so it is followed if it is a link; nothing below it is.
+    so it is followed if it is a link; nothing below it is. After the switch
+    the caller must not import a module it has not imported yet: the
+    interpreter may live where only root can read (a venv under /root).
     """
     if os.geteuid() != 0:
         return
@@ -145,23 +409,37 @@ def become_spool_owner(data_dir):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "retry" and bool(args.routing_key) == bool(args.all_keys):
-        parser.error("retry: give either -k SERVICE_KEY or -a, not both or neither")
+    args, unknown = parser.parse_known_args(argv)
+    usage = command_parser(parser, args.command)
+    if unknown:  # as parse_args would say, but with the sub-command's usage and exit status
+        usage.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "check":
+        return run_check(args)
+    if args.command in ("retry", "discard") and bool(args.routing_key) == bool(args.all_keys):
+        usage.error("give either -k SERVICE_KEY or -a, not both or neither")
     try:
-        main_config = load_main_config()
-        spool = Spool(main_config.outqueue_dir, main_config.db_dir)
+        locations = load_locations()
+        spool = Spool(locations.outqueue_dir, locations.db_dir)
         if args.command == "status" and args.json:
-            print(json.dumps(status_json(spool, main_config.db_dir, args.routing_key), indent=2))
+            queue = read_queue(spool, locations.db_dir, args.routing_key)
+            print(json.dumps(status_json(queue, time.time()), indent=2))
         elif args.command == "status":
-            print(status_table(spool.counts_by_key(args.routing_key), args.routing_key))
+            print(status_table(spool.counts_by_key(args.routing_key)))
         elif args.command == "list":
             for line in list_lines(spool, STATE_NAMES[args.state], args.routing_key):
                 print(line)
+        elif args.command == "metrics":
+            now = time.time()
+            queue = read_queue(spool, locations.db_dir)
+            pid, _ = daemon_process(locations)
+            sys.stdout.write(metrics_text(queue, pid is not None, now))
         else:
-            become_spool_owner(main_config.data_dir)
-            moved = spool.retry(None if args.all_keys else args.routing_key)
-            print(f"{moved} event(s) set up for retry.")
+            become_spool_owner(locations.data_dir)
+            routing_key = None if args.all_keys else args.routing_key
+            if args.command == "retry":
+                print(f"{spool.retry(routing_key)} event(s) set up for retry.")
+            else:
+                print(f"{spool.discard(routing_key)} event(s) discarded.")
     except (ConfigError, SpoolError) as error:
         parser.error(str(error))
     except BrokenPipeError:

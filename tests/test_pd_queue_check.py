@@ -1,0 +1,222 @@
+"""`pd-queue check`, the Nagios/Icinga/Sensu plugin, against a running daemon and the stand-in.
+
+OK while events are delivered; WARNING for a backlog past --warning-age and for
+events in error; CRITICAL past --critical-age and whenever no pdagentd of the
+spool's owner runs (no pid file, a stale one, one naming another process);
+UNKNOWN when the spool cannot be read (a user outside the daemon's group, who
+is then told how to get access) or the command line is wrong. One line on
+stdout, the plugin API's exit codes, and performance data as the Nagios plugin
+guidelines write it (checked token by token).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import as_user, command, routing_key, wait_for
+from faultlib import alert_body, kill_daemon, send, start_daemon, stop_daemon
+
+from pdagent.enqueue import make_entry
+from pdagent.spool import Spool
+
+KEY_OK, KEY_SLOW, KEY_BAD = routing_key(1), routing_key(2), routing_key(3)
+# 'label'=value[UOM];[warn];[crit];[min];[max], trailing fields may be left out.
+PERFDATA = re.compile(r"^([a-z_]+)=(\d+)(s|c)?((?:;\d*){0,4})$")
+
+
+def check(agent, *args, user=None, env=None):
+    """(exit code, text before the perfdata, {label: (value, unit, [warn, crit, min, max])})."""
+    result = agent.queue("check", *args, user=user, env=env)
+    assert result.stderr == "", result.stderr
+    [line] = result.stdout.splitlines()
+    text, bar, perf = line.partition(" | ")
+    perfdata = {}
+    for token in perf.split(" ") if bar else []:
+        match = PERFDATA.match(token)
+        assert match, token
+        fields = match.group(4).split(";")[1:]
+        perfdata[match.group(1)] = (int(match.group(2)), match.group(3) or "", fields + [""] * (4 - len(fields)))
+    return result.returncode, text, perfdata
+
+
+def queue_aged(agent, key, age_secs, dedup_key):
+    """A valid trigger for `key` in pdq/ whose enqueue time is `age_secs` ago."""
+    entry = make_entry("alert", alert_body(key, 0, dedup_key=dedup_key), "test", "test")
+    spool = Spool(agent.outqueue, os.path.join(agent.data_dir, "db"))
+    return spool.enqueue(key, json.dumps(entry).encode(), now=time.time() - age_secs)
+
+
+def until_check(agent, wanted, *args):
+    """The check's answer once `wanted(code, text, perfdata)` holds (the daemon saves its
+    counters and back-offs within a second)."""
+    def answered():
+        answer = check(agent, *args)
+        return answer if wanted(*answer) else None
+    return wait_for(answered, timeout=20, message=f"pd-queue check {' '.join(args)}")
+
+
+def test_ok_while_the_daemon_delivers(agent, standin):
+    pid = start_daemon(agent)
+    for number in range(2):
+        send(agent, KEY_OK, f"ok-{number}")
+    code, text, perfdata = until_check(agent, lambda code, text, perf: perf["delivered"][0] == 2)
+    assert (code, text) == (0, f"PDAGENT OK - pdagentd running (pid {pid}); 0 pending; 0 in error")
+    assert perfdata == {"pending": (0, "", ["", "", "0", ""]),
+                        "oldest_pending_age": (0, "s", ["300", "900", "0", ""]),
+                        "error": (0, "", ["0", "", "0", ""]),  # a range: warn above 0
+                        "backed_off_keys": (0, "", ["", "", "0", ""]),
+                        "delivered": (2, "c", ["", "", "", ""]),
+                        "failed": (0, "c", ["", "", "", ""])}
+
+
+def test_a_backlog_warns_then_is_critical_and_other_keys_go_on(agent, standin):
+    agent.configure(retry_limit_for_possible_errors=1000)
+    standin.set_faults([{"match": {"routing_key": KEY_SLOW}, "status": 503, "times": -1}])
+    pid = start_daemon(agent)
+    queue_aged(agent, KEY_SLOW, 400, "slow-1")
+    code, text, perfdata = until_check(agent, lambda code, text, perf: perf["backed_off_keys"][0] == 1)
+    age = perfdata["oldest_pending_age"][0]
+    assert 400 <= age < 460 and code == 1
+    assert text == (f"PDAGENT WARNING - pdagentd running (pid {pid}); 1 pending, the oldest {age} s old "
+                    "(warning over 300 s); 0 in error; 1 key(s) backed off")
+    assert perfdata["pending"][0] == 1
+
+    send(agent, KEY_OK, "ok-1")  # another key is not held up
+    wait_for(lambda: standin.bodies(KEY_OK), message="the other key's event")
+    code, text, _ = check(agent, "--warning-age", "500", "--critical-age", "600")
+    assert code == 0 and "1 pending, the oldest" in text and "(warning" not in text
+
+    queue_aged(agent, KEY_SLOW, 1000, "slow-0")
+    code, text, perfdata = check(agent)
+    assert code == 2 and perfdata["pending"][0] == 2
+    assert f"2 pending, the oldest {perfdata['oldest_pending_age'][0]} s old (critical over 900 s)" in text
+    code, text, perfdata = check(agent, "--warning-age", "1200", "--critical-age", "3600")
+    assert code == 0 and perfdata["oldest_pending_age"][2][:2] == ["1200", "3600"]
+
+
+def test_events_in_error_warn_until_discarded(agent, standin):
+    standin.set_faults([{"match": {"routing_key": KEY_BAD}, "status": 400, "times": -1}])
+    pid = start_daemon(agent)
+    send(agent, KEY_BAD, "rejected-1")
+    code, text, perfdata = until_check(agent, lambda code, text, perf: perf["failed"][0] == 1)
+    assert code == 1
+    assert text == f"PDAGENT WARNING - pdagentd running (pid {pid}); 0 pending; 1 in error (pd-queue list --state error)"
+    assert perfdata["error"] == (1, "", ["0", "", "0", ""])
+    code, text, perfdata = check(agent, "--error-warning", "2")
+    assert code == 0 and text.endswith("; 1 in error") and perfdata["error"][2][0] == "1"
+    code, _, perfdata = check(agent, "--error-warning", "0")  # never
+    assert code == 0 and perfdata["error"][2][0] == ""
+
+    assert agent.queue("discard", "-k", KEY_BAD).stdout == "1 event(s) discarded.\n"
+    code, text, perfdata = check(agent)
+    assert code == 0 and text.endswith("; 0 in error") and perfdata["failed"] == (1, "c", ["", "", "", ""])
+
+
+def test_no_pdagentd_of_the_spools_owner_is_critical(agent, standin, agent_home):
+    pid_file = os.path.join(agent.pid_dir, "pdagentd.pid")
+    send(agent, KEY_OK, "queued-1")
+    code, text, perfdata = check(agent)
+    assert code == 2 and perfdata["pending"][0] == 1
+    assert text.startswith(f"PDAGENT CRITICAL - pdagentd is not running: no {pid_file}; 1 pending, the oldest ")
+
+    start_daemon(agent)
+    wait_for(lambda: standin.bodies(KEY_OK), message="the queued event")
+    assert check(agent)[0] == 0
+    stop_daemon(agent)  # a clean stop takes its pid file along
+    code, text, _ = check(agent)
+    assert (code, text) == (2, f"PDAGENT CRITICAL - pdagentd is not running: no {pid_file}; 0 pending; 0 in error")
+
+    killed = start_daemon(agent)
+    kill_daemon(agent)  # leaves the pid file
+    user = agent_user_name(agent)
+    assert check(agent)[1].startswith(
+        f"PDAGENT CRITICAL - pdagentd is not running: pid {killed} in {pid_file} is not a pdagentd of {user};")
+
+    # The pid file names a process that is not the daemon: another of the owner's programs,
+    # or root's process running a script named pdagentd; or it is a link to the daemon's.
+    look_alike = os.path.join(agent_home, "pdagentd")
+    with open(look_alike, "w") as script:
+        script.write("import time\ntime.sleep(60)\n")
+    others = [subprocess.Popen(as_user(agent.uid, agent.gid, ["sleep", "60"])),
+              subprocess.Popen([sys.executable, look_alike])]
+    try:
+        for process in others:
+            cmdline = f"/proc/{process.pid}/cmdline"
+            wait_for(lambda: b"setpriv" not in read_bytes(cmdline), message="setpriv to exec")  # noqa: B023
+            write_pid_file(agent, process.pid)
+            code, text, _ = check(agent)
+            assert code == 2 and f"pid {process.pid} in {pid_file} is not a pdagentd of {user};" in text
+    finally:
+        for process in others:
+            process.kill()
+            process.wait()
+    daemon = start_daemon(agent)
+    os.rename(pid_file, pid_file + ".real")
+    os.symlink(pid_file + ".real", pid_file)
+    code, text, _ = check(agent)
+    assert code == 2 and f"pdagentd is not running: pid file {pid_file}: a symbolic link; not followed" in text
+    os.unlink(pid_file)
+    os.rename(pid_file + ".real", pid_file)
+    code, text, _ = check(agent)
+    assert code == 0 and f"pdagentd running (pid {daemon})" in text
+
+
+def test_a_user_outside_the_daemons_group_is_told_how_to_get_access(agent, standin, other_user):
+    """UNKNOWN, with the group to join; in that group (as `adduser` would make it) the
+    same user gets the real answer: the spool and the pid directory are group-readable."""
+    import grp
+    import pwd
+    pid = start_daemon(agent)
+    send(agent, KEY_OK, "ok-1")
+    wait_for(lambda: standin.bodies(KEY_OK), message="the event")
+    group = grp.getgrgid(agent.gid).gr_name
+    name = pwd.getpwuid(other_user[0]).pw_name
+    code, text, perfdata = check(agent, user=other_user)
+    assert (code, perfdata) == (3, {})
+    assert text == (f"PDAGENT UNKNOWN - cannot list {agent.outqueue}/pdq: Permission denied (add {name} "
+                    f"to the group {group} that may read the spool: adduser {name} {group})")
+
+    in_group = ["setpriv", f"--reuid={other_user[0]}", f"--regid={other_user[1]}", f"--groups={agent.gid}", "--"]
+    result = subprocess.run(in_group + command("pd-queue") + ["check"], capture_output=True, text=True,
+                            env=agent.env(), check=False)
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    assert result.stdout.startswith(f"PDAGENT OK - pdagentd running (pid {pid}); 0 pending; 0 in error | ")
+
+
+@pytest.mark.parametrize("args", [["--warning-age", "soon"], ["--critical-age", "-1"], ["--bogus"]])
+def test_a_wrong_command_line_is_unknown(offline_agent, args):
+    result = offline_agent.queue("check", *args)
+    assert (result.returncode, result.stdout) == (3, "")
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("usage: pd-queue check ") and lines[-1].startswith("pd-queue check: error: ")
+
+
+def test_a_config_it_cannot_read_is_unknown(offline_agent):
+    missing = os.path.join(offline_agent.base, "missing.conf")
+    code, text, perfdata = check(offline_agent, env=offline_agent.env(PDAGENT_CONFIG=missing))
+    assert (code, perfdata) == (3, {}) and text.startswith("PDAGENT UNKNOWN - ") and missing in text
+
+
+def agent_user_name(agent):
+    import pwd
+    return pwd.getpwuid(agent.uid).pw_name
+
+
+def read_bytes(path):
+    with open(path, "rb") as source:
+        return source.read()
+
+
+def write_pid_file(agent, pid):
+    """As the daemon writes it: its user's, in its pid directory."""
+    path = os.path.join(agent.pid_dir, "pdagentd.pid")
+    if os.path.lexists(path):
+        os.unlink(path)
+    with open(path, "w") as pid_file:
+        pid_file.write(f"{pid}\n")
+    if os.geteuid() == 0:
+        os.chown(path, agent.uid, agent.gid)
