@@ -136,12 +136,14 @@ class MainConfig:
         return os.path.join(self.log_dir, "pdagentd.log")
 
 
-def read_ini(path):
+def read_ini(path, only=None):
     """{section: {key: value}} of an INI file, [DEFAULT]'s keys in every section.
 
     ConfigError (with the line) for what configparser would refuse, and for
     the few things it takes that this reader does not: a section header with
-    text after its ']', a '[' line that is not a header.
+    text after its ']', a '[' line that is not a header. With `only` (a set of
+    keys), just those keys are returned, and only they are refused when given
+    twice: a key the caller does not read cannot stop it.
     """
     try:
         with open(path, encoding="utf-8") as config_file:
@@ -176,17 +178,18 @@ def read_ini(path):
         if current is None or cut in (0, len(stripped)):
             raise ConfigError(f"{path}: line {number}: expected 'key = value' inside a [section]")
         key = stripped[:cut].rstrip().lower()
-        if key in current:
+        if key in current and (only is None or key in only):
             raise ConfigError(f"{path}: line {number}: key '{key}' given twice")
         current[key] = [stripped[cut + 1:].strip()]
     defaults = sections.get("DEFAULT", {})
-    return {name: {key: "\n".join(lines).rstrip() for key, lines in {**defaults, **values}.items()}
+    return {name: {key: "\n".join(lines).rstrip() for key, lines in {**defaults, **values}.items()
+                   if only is None or key in only}
             for name, values in sections.items()}
 
 
-def read_ini_section(path, section="Main"):
+def read_ini_section(path, section="Main", only=None):
     """{key: value} of one section of an INI file; ConfigError (with the line) if malformed."""
-    sections = read_ini(path)
+    sections = read_ini(path, only)
     if section not in sections:
         raise ConfigError(f"{path}: missing section [{section}]")
     return sections[section]
@@ -210,10 +213,12 @@ def load_locations(path=None):
     """Where the spool, the log and the pid file are: all that queueing and pd-queue need.
 
     Reads the file as load_main_config() does but takes only data_dir, log_dir
-    and pid_dir; the daemon's keys are not looked at.
+    and pid_dir; the daemon's keys are not looked at (not even a daemon key
+    given twice, as when a line is appended to the shipped file for a key it
+    already sets: that stops the daemon, never the queueing).
     """
     path = path or config_file_path()
-    return MainConfig(path, _take_locations(path, read_ini_section(path)))
+    return MainConfig(path, _take_locations(path, read_ini_section(path, only=set(SYSTEM_DIRS))))
 
 
 def load_main_config(path=None):
@@ -354,6 +359,9 @@ class AgentConfig:
 
     def get_db_dir(self):
         return self.locations.db_dir
+
+    def get_agent_id_file(self):
+        return self.locations.agent_id_file
 
     def get_agent_id(self):
         from pdagent.spool import read_agent_id

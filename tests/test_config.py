@@ -2,15 +2,17 @@
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
-from conftest import command
+from conftest import ROUTING_KEY, command
 
 from pdagent import config
 from pdagent.config import (
     ConfigError,
     load_agent_config,
+    load_locations,
     load_main_config,
     read_ini_section,
 )
@@ -244,20 +246,86 @@ def test_installed_layout_defaults(monkeypatch):
                                       "pid_dir": "/var/run/pdagent"}
 
 
-def test_checkout_config_documents_every_key_with_its_default():
+EVERY_KEY = {**config._INT_KEYS, **config._FLOAT_KEYS, **config._STRING_KEYS,
+             **dict.fromkeys(config.SYSTEM_DIRS, "")}  # a location's default is the layout's
+# Commented out: `sed 's/^proxy_url.*/.../'` (or lineinfile '^proxy_url') would hit it too.
+COMMENTED_OUT = ("proxy_url_file",)
+
+
+def shipped_settings(commented=False):
+    """{key: value} of the (commented-out) `key = value` lines of conf/pdagent.conf (/etc/pdagent.conf)."""
     with open(CHECKOUT_CONFIG) as handle:
-        text = handle.read()
-    documented = dict(re.findall(r"^#(\w+) =[ ]?(.*)$", text, re.MULTILINE))
-    every_key = (set(config._INT_KEYS) | set(config._FLOAT_KEYS) | set(config._STRING_KEYS)
-                 | set(config.SYSTEM_DIRS))
-    assert every_key <= set(documented), sorted(every_key - set(documented))
-    for key, default in {**config._INT_KEYS, **config._FLOAT_KEYS}.items():
-        assert float(documented[key]) == default, key
-    for key in ("events_api_url", "source_address", "log_level"):
-        assert documented[key] == config._STRING_KEYS[key], key
-    for key in ("proxy_url", "proxy_url_file", "ca_bundle"):
-        assert documented[key] == "", key
-    load_main_config(CHECKOUT_CONFIG)
+        return dict(re.findall(r"^%s(\w+) = ?(.*)$" % ("#" if commented else ""), handle.read(), re.MULTILINE))
+
+
+def test_shipped_config_sets_every_key_to_its_default():
+    assert {key: shipped_settings(commented=True).get(key) for key in COMMENTED_OUT} \
+        == dict.fromkeys(COMMENTED_OUT, "")
+    settings = {**shipped_settings(), **dict.fromkeys(COMMENTED_OUT, "")}
+    assert sorted(settings) == sorted(EVERY_KEY)
+    for key, default in EVERY_KEY.items():
+        value = settings[key]
+        assert (float(value) if isinstance(default, (int, float)) else value) == default, key
+    # ...and the loader reads each as its default, the locations as the layout's.
+    main = load_main_config(CHECKOUT_CONFIG)
+    for key, default in {**EVERY_KEY, **config._default_dirs()}.items():
+        assert getattr(main, key) == default, key
+    assert load_locations(CHECKOUT_CONFIG).data_dir == config._default_dirs()["data_dir"]
+
+
+def edited_values(tmp_path):
+    """A value other than the default for each key, valid for the loader."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not read until TLS\n")
+    proxy_file = tmp_path / "proxy-url"
+    proxy_file.write_text("http://user:secret@proxy.example.com:3128/\n")
+    values = {key: str(default + 1) for key, default in {**config._INT_KEYS, **config._FLOAT_KEYS}.items()}
+    values.update(events_api_url="https://events.eu.pagerduty.com", source_address="127.0.0.1",
+                  proxy_url="http://proxy.example.com:3128", proxy_url_file=str(proxy_file),
+                  ca_bundle=str(ca_file), log_level="DEBUG",
+                  data_dir=str(tmp_path / "data"), log_dir=str(tmp_path / "log"), pid_dir=str(tmp_path / "run"))
+    return values
+
+
+@pytest.mark.parametrize("key", sorted(EVERY_KEY))
+def test_sed_on_the_shipped_config_changes_what_is_read(tmp_path, key):
+    """What fleet tooling does to /etc/pdagent.conf: `sed -i 's/^key.*/key = value/'` (or lineinfile)."""
+    path = tmp_path / "pdagent.conf"
+    shutil.copy(CHECKOUT_CONFIG, path)
+    value = edited_values(tmp_path)[key]
+    line = f"^#{key}.*" if key in COMMENTED_OUT else f"^{key}.*"
+    subprocess.run(["sed", "-i", f"s|{line}|{key} = {value}|", str(path)], check=True)
+    main = load_main_config(str(path))
+    read = getattr(main, key)
+    if key == "proxy_url_file":
+        assert main.proxy_url == "http://user:secret@proxy.example.com:3128/"
+    assert str(read) == value or read == float(value), (key, read)
+    before = load_main_config(CHECKOUT_CONFIG).as_dict()
+    after = main.as_dict()
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == ({key, "proxy_url"} if key == "proxy_url_file" else {key})
+    if key in config.SYSTEM_DIRS:
+        assert getattr(load_locations(str(path)), key) == value  # pd-send reads the edit too
+
+
+def test_a_daemon_key_given_twice_stops_the_daemon_not_the_queueing(offline_agent):
+    """An admin appends `proxy_url = ...` to the shipped file, whose proxy_url line is uncommented."""
+    with open(CHECKOUT_CONFIG) as shipped:
+        text = shipped.read()
+    for key in config.SYSTEM_DIRS:
+        text = text.replace(f"\n{key} =\n", f"\n{key} = {getattr(offline_agent, key)}\n")
+    with open(offline_agent.config_path, "w") as config_file:
+        config_file.write(text + "proxy_url = http://proxy.example.com:3128\n")
+    with pytest.raises(ConfigError, match=r"line \d+: key 'proxy_url' given twice"):
+        load_main_config(offline_agent.config_path)
+    result = offline_agent.send("-k", ROUTING_KEY, "-t", "trigger", "-d", "still queued", "-i", "twice")
+    assert result.returncode == 0, result.stderr
+    assert len(offline_agent.names("pdq")) == 1
+    repeated_location = text + f"data_dir = {offline_agent.data_dir}\n"
+    with open(offline_agent.config_path, "w") as config_file:
+        config_file.write(repeated_location)
+    with pytest.raises(ConfigError, match="key 'data_dir' given twice"):
+        load_locations(offline_agent.config_path)  # pd-send and the daemon must agree on the spool
 
 
 def test_agent_config_accessors(write_config, tmp_path, dirs):
@@ -266,6 +334,7 @@ def test_agent_config_accessors(write_config, tmp_path, dirs):
     (tmp_path / "data" / "agent_id.txt").write_text("agent-1234\n")
     agent_config = load_agent_config(main_path)
     assert agent_config.get_agent_id() == "agent-1234"
+    assert agent_config.get_agent_id_file() == f"{tmp_path}/data/agent_id.txt"
     conf_dirs = agent_config.get_conf_dirs()
     assert conf_dirs["data_dir"] == f"{tmp_path}/data"
     assert conf_dirs["outqueue_dir"] == f"{tmp_path}/data/outqueue"
