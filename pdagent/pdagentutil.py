@@ -9,7 +9,7 @@ They keep their signatures; the events they queue are Events API v2 events.
 import json
 import time
 
-from pdagent.config import load_main_config
+from pdagent.config import load_locations
 from pdagent.enqueue import default_source
 from pdagent.event import (
     build_alert,
@@ -20,6 +20,7 @@ from pdagent.event import (
     validate,
 )
 from pdagent.spool import parse_file_name
+from pdagent.state import read_state
 
 
 def queue_event(enqueuer, event_type, service_key, incident_key, description, client,
@@ -34,7 +35,7 @@ def queue_event(enqueuer, event_type, service_key, incident_key, description, cl
     links, images = _split_contexts(contexts or [])
     body = build_alert(
         service_key, event_type, summary=description, dedup_key=incident_key or None,
-        source=default_source(load_main_config()), timestamp=utc_timestamp(),
+        source=default_source(load_locations()), timestamp=utc_timestamp(),
         custom_details=details or None,
         links=links, images=images, client=client, client_url=client_url)
     truncate_summary(body)
@@ -60,17 +61,54 @@ def resurrect_events(queue, service_key):
 
 
 def get_stats(queue, service_key=None):
-    """Counts per routing key and in total: {"snapshot": {...}, "per_key": {...}}."""
+    """The spool's counts in the original agent's shape, per routing key, plus totals:
+
+        {"snapshot": {"<key>": {"pending_events": {"count": 2, "oldest_age_secs": 40,
+                                                   "newest_age_secs": 15, "service_keys_count": 1},
+                                "succeeded_events": {"count": 0, "service_keys_count": 0},
+                                "failed_events": {...}},
+                      "throttled_service_keys_count": 0},
+         "totals": {"pending_events": {"count": 5, ..., "service_keys_count": 3}, ...},
+         "aggregate": {"successful_events_count": 20, "failed_events_count": 2,
+                       "started_on": "2026-11-23T16:40:00Z"}}
+
+    The snapshot holds every key with an event in the spool (with `service_key`,
+    that key alone, even with none), each with all three states, so
+    stats["snapshot"][key]["pending_events"]["count"] always works; ages are
+    there only when the count is not 0. "totals" is the original's snapshot
+    without the per-key split; "aggregate" the daemon's counters.
+    """
     now_us = int(time.time() * 1_000_000)
-    per_key = {}
-    totals = {"pending_events": 0, "succeeded_events": 0, "failed_events": 0}
-    labels = {"pdq": "pending_events", "suc": "succeeded_events", "err": "failed_events"}
-    for state, label in labels.items():
+    stamps = {}  # routing key -> {state label: [enqueue times]}
+    if service_key is not None:
+        stamps[service_key] = {}
+    for state, label in _STATE_LABELS:
         for name in queue.names(state, service_key):
             enqueue_time_us, key = parse_file_name(name)
-            stats = per_key.setdefault(key, dict.fromkeys(labels.values(), 0))
-            stats[label] += 1
-            totals[label] += 1
-            if state == "pdq" and "oldest_pending_age_secs" not in stats:
-                stats["oldest_pending_age_secs"] = max(0, (now_us - enqueue_time_us) // 1_000_000)
-    return {"snapshot": totals, "per_key": per_key}
+            stamps.setdefault(key, {}).setdefault(label, []).append(enqueue_time_us)
+    snapshot = {key: {label: _state_stats(now_us, [by_label.get(label, [])]) for _, label in _STATE_LABELS}
+                for key, by_label in stamps.items()}
+    saved = read_state(queue.db_dir)
+    snapshot["throttled_service_keys_count"] = sum(
+        1 for key, saved_key in saved["keys"].items()
+        if (service_key is None or key == service_key) and saved_key.get("backoff_until", 0) > now_us / 1e6)
+    totals = {label: _state_stats(now_us, [by_label.get(label, []) for by_label in stamps.values()])
+              for _, label in _STATE_LABELS}
+    counters = saved["counters"]
+    return {"snapshot": snapshot, "totals": totals,
+            "aggregate": {"successful_events_count": counters["delivered"],
+                          "failed_events_count": counters["failed"],
+                          "started_on": counters["started_on"]}}
+
+
+_STATE_LABELS = (("pdq", "pending_events"), ("suc", "succeeded_events"), ("err", "failed_events"))
+
+
+def _state_stats(now_us, stamps_per_key):
+    """Count, ages of the oldest and newest event, and how many keys have any, of lists of enqueue times."""
+    stamps = [stamp for key_stamps in stamps_per_key for stamp in key_stamps]
+    stats = {"count": len(stamps), "service_keys_count": sum(1 for key_stamps in stamps_per_key if key_stamps)}
+    if stamps:
+        stats["oldest_age_secs"] = max(0, (now_us - min(stamps)) // 1_000_000)
+        stats["newest_age_secs"] = max(0, (now_us - max(stamps)) // 1_000_000)
+    return stats

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import routing_key
+from conftest import routing_key, wait_for
 
 from pdagent.event import check_timestamp, validate
 from pdagent.spool import parse_file_name
@@ -33,7 +33,8 @@ conf_dirs = c.get_conf_dirs()
 from pdagent.pdagentutil import queue_event, resurrect_events, get_stats
 
 key, other = sys.argv[1], sys.argv[2]
-results = {"agent_id": agent_id, "main_config": main_config, "conf_dirs": conf_dirs}
+results = {"agent_id": agent_id, "main_config": main_config, "conf_dirs": conf_dirs,
+           "agent_id_file": c.get_agent_id_file()}
 results["trigger"] = queue_event(enqueuer, "trigger", key, "inc-1", "desc", "client", "http://c",
                                  {"a": "b"}, agent_id, "my-script")
 with open(sys.argv[3], "w") as marker:
@@ -44,6 +45,9 @@ results["bad_routing_key"] = queue_event(enqueuer, "trigger", "not a key", "inc-
                                          None, agent_id, "my-script")
 results["stats_before"] = get_stats(queue)
 results["stats_of_key"] = get_stats(queue, key)
+results["stats_of_unseen_key"] = get_stats(queue, "R0utingKey9999999999999999999999")
+# What scripts written for the original read:
+results["pending_of_key"] = get_stats(queue, key)["snapshot"][key]["pending_events"]["count"]
 results["resurrected"] = resurrect_events(queue, key)
 results["stats_after"] = get_stats(queue)
 
@@ -104,6 +108,7 @@ def test_script_runs_outside_the_checkout(agent, results):
 
 def test_config_accessors(agent, results):
     assert results["agent_id"] == "lib-agent-0001"
+    assert results["agent_id_file"] == os.path.join(agent.data_dir, "agent_id.txt")
     assert results["main_config"]["events_api_url"] == agent.settings["events_api_url"]
     assert results["main_config"]["send_interval_secs"] == 2
     assert results["main_config"]["cleanup_threshold_secs"] == 604800
@@ -153,20 +158,81 @@ def test_problems_are_returned_and_nothing_is_queued(agent, results):
     assert len(queued_by_script) == 1  # only the valid trigger
 
 
-def test_get_stats_and_resurrect_events(agent, results):
+def without_ages(stats):
+    """A state's stats with the ages checked (seconds, oldest first) and taken out."""
+    stats = dict(stats)
+    if stats["count"]:
+        assert 0 <= stats.pop("newest_age_secs") <= stats.pop("oldest_age_secs")
+    assert "oldest_age_secs" not in stats and "newest_age_secs" not in stats
+    return stats
+
+
+def counts(state_stats):
+    return {label: without_ages(stats) for label, stats in state_stats.items()}
+
+
+def test_get_stats_has_the_original_shape_and_resurrect_events(agent, results):
     before = results["stats_before"]
-    assert before["snapshot"] == {"pending_events": 1, "succeeded_events": 0, "failed_events": 2}
-    assert before["per_key"][KEY]["pending_events"] == 1
-    assert before["per_key"][KEY]["failed_events"] == 1
-    assert before["per_key"][OTHER] == {"pending_events": 0, "succeeded_events": 0, "failed_events": 1}
-    assert 0 <= before["per_key"][KEY]["oldest_pending_age_secs"] <= 60
-    assert list(results["stats_of_key"]["per_key"]) == [KEY]
+    assert set(before) == {"snapshot", "totals", "aggregate"}
+    snapshot = before["snapshot"]
+    assert set(snapshot) == {KEY, OTHER, "throttled_service_keys_count"}
+    assert counts(snapshot[KEY]) == {"pending_events": {"count": 1, "service_keys_count": 1},
+                                     "succeeded_events": {"count": 0, "service_keys_count": 0},
+                                     "failed_events": {"count": 1, "service_keys_count": 1}}
+    assert counts(snapshot[OTHER]) == {"pending_events": {"count": 0, "service_keys_count": 0},
+                                       "succeeded_events": {"count": 0, "service_keys_count": 0},
+                                       "failed_events": {"count": 1, "service_keys_count": 1}}
+    # The error files were queued in 2023: their ages say so.
+    assert snapshot[KEY]["failed_events"]["oldest_age_secs"] > 365 * 86400
+    assert snapshot[KEY]["pending_events"]["oldest_age_secs"] <= 60
+    assert snapshot["throttled_service_keys_count"] == 0
+    assert counts(before["totals"]) == {"pending_events": {"count": 1, "service_keys_count": 1},
+                                        "succeeded_events": {"count": 0, "service_keys_count": 0},
+                                        "failed_events": {"count": 2, "service_keys_count": 2}}
+    assert before["totals"]["failed_events"]["oldest_age_secs"] \
+        == snapshot[KEY]["failed_events"]["oldest_age_secs"]  # KEY's error file is the older
+    assert before["aggregate"] == {"successful_events_count": 0, "failed_events_count": 0, "started_on": None}
+
+    assert results["pending_of_key"] == 1
+    assert set(results["stats_of_key"]["snapshot"]) == {KEY, "throttled_service_keys_count"}
+    unseen = results["stats_of_unseen_key"]["snapshot"]["R0utingKey9999999999999999999999"]
+    assert {label: stats["count"] for label, stats in unseen.items()} \
+        == {"pending_events": 0, "succeeded_events": 0, "failed_events": 0}
 
     assert results["resurrected"] == 1
     after = results["stats_after"]
-    assert after["snapshot"] == {"pending_events": 2, "succeeded_events": 0, "failed_events": 1}
+    assert after["totals"]["pending_events"]["count"] == 2
+    assert after["totals"]["failed_events"]["count"] == 1
+    assert after["snapshot"][KEY]["failed_events"]["count"] == 0
     assert agent.names("err") == [f"1700000000000001_{OTHER}.txt"]
     assert f"1700000000000000_{KEY}.txt" in agent.names("pdq")
+
+
+def test_get_stats_reads_the_daemons_counters_and_back_off(agent, standin):
+    """A key the Events API answers 500 is backed off; another is delivered: both show."""
+    standin.set_faults([{"match": {"routing_key": OTHER}, "status": 500, "times": -1}])
+    agent.configure(backoff_interval_secs=60, backoff_max_secs=600)
+    agent.start_daemon()
+    for key in (KEY, OTHER):
+        assert agent.send("-k", key, "-t", "trigger", "-d", "x", "-i", "stats").returncode == 0
+    wait_for(lambda: agent.names("suc"), message="KEY's event delivered")
+    code = ("import json, sys\n"
+            "from pdagent.config import load_agent_config\n"
+            "from pdagent.pdagentutil import get_stats\n"
+            "print(json.dumps(get_stats(load_agent_config().get_queue())))\n")
+
+    def stats_once_saved():
+        result = subprocess.run([sys.executable, "-c", code], env={"PDAGENT_CONFIG": agent.config_path},
+                                capture_output=True, text=True, timeout=60, check=True)
+        stats = json.loads(result.stdout)
+        saved = (stats["snapshot"]["throttled_service_keys_count"] == 1
+                 and stats["aggregate"]["successful_events_count"] == 1)
+        return stats if saved else None
+
+    shown = wait_for(stats_once_saved, timeout=15, message="the back-off and the delivery saved by the daemon")
+    assert shown["snapshot"][OTHER]["pending_events"]["count"] == 1
+    assert shown["snapshot"][KEY]["succeeded_events"]["count"] == 1
+    check_timestamp(shown["aggregate"]["started_on"])
 
 
 def test_thirdparty_argparse_is_the_standard_librarys(results):
@@ -200,3 +266,22 @@ def test_trigger_without_incident_key_and_with_contexts(agent):
     assert event["links"] == [{"href": "https://runbook.example.com", "text": "Runbook"}]
     assert event["images"] == [{"src": "https://img.example.com/g.png", "alt": "graph"}]
     assert validate("alert", event) == []
+
+
+def test_queue_event_ignores_daemon_only_settings(agent):
+    """A setting only the daemon reads (one it would refuse) never stops a script from queueing."""
+    with open(agent.config_path, "a") as config_file:
+        config_file.write("ca_bundle = /nowhere/ca.pem\nmystery_key = 1\n")
+    code = ("import sys\n"
+            "from pdagent.config import load_agent_config\n"
+            "from pdagent.pdagentutil import queue_event\n"
+            "c = load_agent_config()\n"
+            "print(queue_event(c.get_enqueuer(), 'trigger', sys.argv[1], 'lib-k', 'queued anyway',"
+            " None, None, None, c.get_agent_id(), 'strict-script'))\n")
+    result = subprocess.run([sys.executable, "-c", code, KEY], cwd=agent.base,
+                            env={"PDAGENT_CONFIG": agent.config_path}, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "('lib-k', [])\n"
+    (name,) = agent.names("pdq")
+    assert agent.read("pdq", name)["event"]["payload"]["summary"] == "queued anyway"
