@@ -20,7 +20,7 @@ import threading
 import uuid
 
 from pdagent import __version__
-from pdagent.enqueue import SOURCE_HOST_FILE
+from pdagent.enqueue import SOURCE_HOST_FILE, cached_host_name, names_a_host
 from pdagent.escape import escape_controls
 from pdagent.spool import QUEUE_STATES, Spool, read_small_file, write_file_atomically
 
@@ -43,7 +43,7 @@ def writable_dirs(main_config):
 
 def check_can_start(main_config):
     if os.geteuid() == 0:
-        raise StartError("pdagentd should not be run as root (run it as the pdagent user)")
+        raise StartError("should not be run as root (run it as the pdagent user)")
     for directory in writable_dirs(main_config):
         try:
             os.makedirs(directory, exist_ok=True)
@@ -92,7 +92,7 @@ def claim_pid_file(path):
     pid_file = TimeoutPIDLockFile(path, acquire_timeout=0)
     pid = pid_file.read_pid()
     if pid is not None and pid != os.getpid() and _is_pdagentd(pid):
-        raise StartError(f"pdagentd is already running (pid {pid}, pid file {path})")
+        raise StartError(f"already running (pid {pid}, pid file {path})")
     if pid is not None or os.path.lexists(path):
         pid_file.break_lock()  # left by a killed daemon, or an unreadable leftover
     return pid_file
@@ -160,28 +160,50 @@ def ensure_agent_id(path):
 
 
 class _SourceHost:
-    """This host's FQDN for v1 entries' payload.source, looked up off the main thread.
+    """This host's name for v1 entries' payload.source, looked up off the main thread.
 
     The lookup may wait on DNS, so it runs in the background; until it is done
-    the plain host name serves. The result goes to data_dir/fqdn.txt for pd-send.
+    the cached name (or the node name) serves. The result goes to
+    data_dir/fqdn.txt for pd-send.
     """
 
     def __init__(self, data_dir):
-        self.name = read_small_file(os.path.join(data_dir, SOURCE_HOST_FILE)) or os.uname().nodename
+        self.name = cached_host_name(data_dir)
         self._path = os.path.join(data_dir, SOURCE_HOST_FILE)
         threading.Thread(target=self._look_up, name="fqdn", daemon=True).start()
 
     def _look_up(self):
-        fqdn = socket.getfqdn()
-        if fqdn and fqdn != read_small_file(self._path):
+        self.name = _host_name()
+        if self.name != read_small_file(self._path):
             try:
-                write_file_atomically(self._path, fqdn.encode() + b"\n", mode=0o644)
+                write_file_atomically(self._path, self.name.encode() + b"\n", mode=0o644)
             except OSError as error:
                 log.warning("cannot write %s: %s", self._path, error.strerror)
-        self.name = fqdn or self.name
 
     def __call__(self):
         return self.name
+
+
+def _host_name():
+    """The name alerts give this host: its FQDN (getfqdn's reverse lookup); when
+    that names no host, the canonical name `hostname -f` prints; else the node
+    name. Containers and minimal installs often map the host name to
+    127.0.0.1, whose reverse lookup says `localhost`.
+    """
+    node_name = socket.gethostname()
+    for look_up in (socket.getfqdn, _canonical_name):
+        try:
+            name = look_up(node_name)
+        except OSError:  # socket.gaierror: the name does not resolve
+            continue
+        if names_a_host(name):
+            return name
+    return node_name  # a host that calls itself localhost has no better name
+
+
+def _canonical_name(node_name):
+    found = socket.getaddrinfo(node_name, None, flags=socket.AI_CANONNAME)
+    return found[0][3] if found else ""
 
 
 def run(main_config, foreground):
