@@ -11,14 +11,16 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import uuid
 
 import pytest
-from conftest import ROUTING_KEY, Agent, wait_for
+from conftest import ROUTING_KEY, Agent, command, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
 TRUNCATION_WARNING = "summary is longer than 1024 characters; truncated"
+REPLACED = "text that is not valid UTF-8 is sent with U+FFFD in place of the bad bytes"
 
 
 @pytest.fixture
@@ -181,8 +183,43 @@ def test_nagios_long_summary_is_truncated(home):
     assert f"pd-nagios: warning: {TRUNCATION_WARNING}" in result.stderr
 
 
+def test_nagios_custom_notifications_are_passed_over_quietly(home):
+    """Nagios cannot leave CUSTOM out of a contact's notifications: no page, no error, one line."""
+    macros = service_macros(NOTIFICATIONTYPE="CUSTOM")
+    result = run_argv(home, nagios_argv("notify-service-by-pagerduty", macros))
+    assert result.returncode == 0 and result.stdout == ""
+    assert result.stderr == ("pd-nagios: CUSTOM notification not sent to PagerDuty "
+                             "(only PROBLEM, ACKNOWLEDGEMENT, RECOVERY are)\n")
+    assert queued(home) == []
+
+
+@pytest.mark.parametrize("command_name, macros, long_output", [
+    ("notify-service-by-pagerduty", service_macros, "LONGSERVICEOUTPUT"),
+    ("notify-host-by-pagerduty", host_macros, "LONGHOSTOUTPUT")])
+def test_nagios_escaped_newlines_of_long_output_are_newlines_again(home, command_name, macros, long_output):
+    # Nagios writes the newlines of the long output as a backslash and an n.
+    passed = macros(**{long_output: "/ 93% used\\n/var 97% used"})
+    details = only_event(home, run_argv(home, nagios_argv(command_name, passed)))["event"]["payload"][
+        "custom_details"]
+    assert details[long_output] == "/ 93% used\n/var 97% used"
+    assert details == {**fields_passed(passed), long_output: details[long_output]}  # the rest as given
+
+
+def test_nagios_latin1_plugin_output_still_pages(home):
+    """Nagios passes a plugin's bytes as they are: one that is not UTF-8 must not cost the page."""
+    argv = [arg.encode() for arg in nagios_argv("notify-service-by-pagerduty", service_macros())]
+    argv[argv.index(b"SERVICEOUTPUT=HTTP CRITICAL - Socket timeout after 10 seconds")] = b"SERVICEOUTPUT=Temp 45\xb0C"
+    result = subprocess.run([*command("pd-nagios"), *argv[1:]], env=home.env(),
+                            capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode() == f"pd-nagios: warning: {REPLACED}\n"
+    (entry,) = queued(home)
+    assert entry["event"]["payload"]["custom_details"]["SERVICEOUTPUT"] == "Temp 45\ufffdC"
+    assert entry["event"]["dedup_key"] == SERVICE_DEDUP_KEY
+
+
 @pytest.mark.parametrize("notification_type", [
-    "FLAPPINGSTART", "FLAPPINGSTOP", "DOWNTIMESTART", "DOWNTIMEEND", "CUSTOM", ""])
+    "FLAPPINGSTART", "FLAPPINGSTOP", "DOWNTIMESTART", "DOWNTIMEEND", ""])
 def test_nagios_other_notification_types_are_refused(home, notification_type):
     macros = service_macros(NOTIFICATIONTYPE=notification_type)
     result = run_argv(home, nagios_argv("notify-service-by-pagerduty", macros))
@@ -503,6 +540,41 @@ def test_sensu_long_output_is_truncated(home):
     assert len(body["payload"]["summary"]) == 1024
     assert body["payload"]["summary"].startswith("web01/check_disk : disk disk")
     assert f"pd-sensu: warning: {TRUNCATION_WARNING}" in result.stderr
+
+
+def test_zabbix_message_not_utf8_still_pages(home):
+    message = zabbix_message(zabbix_macros()).encode().replace(b"PROBLEM", b"PROBL\xc8ME")
+    result = subprocess.run(command("pd-zabbix") + [ROUTING_KEY, "trigger", message], env=home.env(),
+                            capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode() == f"pd-zabbix: warning: {REPLACED}\n"
+    (entry,) = queued(home)
+    assert entry["event"]["payload"]["summary"].endswith(": PROBL\ufffdME for db01")
+
+
+def test_sensu_event_not_utf8_still_pages(home):
+    data = json.dumps(sensu1_event(output="Temp 45\udcb0C")).replace("\\udcb0", "\udcb0")
+    result = subprocess.run(command("pd-sensu") + sensu_argv()[1:], input=data.encode("utf-8", "surrogateescape"),
+                            env=home.env(), capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode() == f"pd-sensu: warning: {REPLACED}\n"
+    (entry,) = queued(home)
+    assert entry["event"]["payload"]["summary"] == "web01/check_disk : Temp 45\ufffdC"
+    assert entry["event"]["payload"]["custom_details"]["check"]["output"] == "Temp 45\ufffdC"
+
+
+@pytest.mark.parametrize("name", ["pd-nagios", "pd-zabbix", "pd-sensu"])
+def test_daemon_only_settings_never_stop_an_integration(home, name):
+    """A setting only pdagentd reads, even one it refuses, is not the integration's business."""
+    with open(home.config_path, "a") as config_file:
+        config_file.write("ca_bundle = /nowhere/ca.pem\nmystery_key = 1\n")
+    if name == "pd-nagios":
+        result = run_argv(home, nagios_argv("notify-service-by-pagerduty", service_macros()))
+    elif name == "pd-zabbix":
+        result = home.run("pd-zabbix", ROUTING_KEY, "trigger", zabbix_message(zabbix_macros()))
+    else:
+        result = run_sensu(home, sensu1_event())
+    only_event(home, result)
 
 
 @pytest.mark.parametrize("text, reason", [

@@ -172,6 +172,21 @@ def test_acknowledge_and_resolve(home, action):
     assert entry["event"] == {"routing_key": KEY, "event_action": action, "dedup_key": "inc-7"}
 
 
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+def test_fields_without_a_description_are_not_sent_and_said_so(home, action):
+    result = home.send("-k", KEY, "-t", action, "-i", "inc-7", "-f", "note=on it", "-f", "by=alice")
+    assert result.returncode == 0 and result.stdout == "Event processed. Incident Key: inc-7\n"
+    assert result.stderr == ("pd-send: warning: -f fields are not sent: Events API v2 carries custom "
+                             f"details only with a summary, and this {action} has no -d\n")
+    assert only_entry(home)[1]["event"] == {"routing_key": KEY, "event_action": action, "dedup_key": "inc-7"}
+
+
+def test_fields_with_a_description_go_in_the_payload_silently(home):
+    assert_succeeded(home.send("-k", KEY, "-t", "resolve", "-i", "inc-7", "-d", "fixed", "-f", "by=alice"),
+                     "inc-7")
+    assert only_entry(home)[1]["event"]["payload"]["custom_details"] == {"by": "alice"}
+
+
 def test_acknowledge_with_a_description_carries_a_payload(home):
     assert_succeeded(home.send("-k", KEY, "-t", "acknowledge", "-i", "inc-7", "-d", "on it",
                                "--source", "me"), "inc-7")
@@ -201,6 +216,14 @@ def test_default_source_is_the_cached_fqdn_else_the_host_name(home):
         fqdn_file.write("web01.dc1.example.com\n")
     assert_succeeded(home.send("-k", KEY, "-t", "trigger", "-d", "x", "-i", "b"), "b")
     assert only_entry(home)[1]["event"]["payload"]["source"] == "web01.dc1.example.com"
+
+
+@pytest.mark.parametrize("cached", ["localhost", "localhost.localdomain", "127.0.0.1", "::1", " "])
+def test_a_cached_name_that_names_no_host_is_passed_over(home, cached):
+    with open(os.path.join(home.data_dir, "fqdn.txt"), "w") as fqdn_file:
+        fqdn_file.write(cached + "\n")
+    assert_succeeded(home.send("-k", KEY, "-t", "trigger", "-d", "x", "-i", "a"), "a")
+    assert only_entry(home)[1]["event"]["payload"]["source"] == os.uname().nodename
 
 
 AUDITED_PD_SEND = """
@@ -268,6 +291,34 @@ def test_unicode_survives(home):
     assert event["payload"]["custom_details"] == {"ключ": "значение"}
 
 
+REPLACED_WARNING = "pd-send: warning: text that is not valid UTF-8 is sent with U+FFFD in place of the bad bytes\n"
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_bytes_that_are_not_utf8_are_sent_as_replacement_characters(home, locale):
+    """A Latin-1 plugin output must not cost the page: the bad bytes become U+FFFD, with one warning."""
+    argv = [b"-k", KEY.encode(), b"-t", b"trigger", b"-d", b"Temp 45\xb0C on r\xc3\xa9seau", b"-i", b"temp-\xff",
+            b"-f", b"output=caf\xe9", b"-f", b"r\xe9gion=\xe2\x82", b"--link", b"https://x.example/|r\xe9sum\xe9"]
+    result = subprocess.run(command("pd-send") + argv, env=home.env(LC_ALL=locale), capture_output=True,
+                            timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode("utf-8") == "Event processed. Incident Key: temp-\ufffd\n"
+    assert result.stderr.decode("utf-8") == REPLACED_WARNING
+    event = only_entry(home)[1]["event"]
+    assert event["dedup_key"] == "temp-\ufffd"
+    assert event["payload"]["summary"] == "Temp 45\ufffdC on réseau"  # valid UTF-8 beside it is kept
+    assert event["payload"]["custom_details"] == {"output": "caf\ufffd", "r\ufffdgion": "\ufffd"}
+    assert event["links"] == [{"href": "https://x.example/", "text": "r\ufffdsum\ufffd"}]
+
+
+def test_a_routing_key_that_is_not_utf8_is_refused(home):
+    result = subprocess.run(command("pd-send") + [b"-k", b"R0utingKey\xff" + b"0" * 21, b"-t", b"trigger",
+                                                  b"-d", b"x"],
+                            env=home.env(), capture_output=True, text=True, timeout=30, check=False)
+    assert_usage_error(result, "pd-send", "routing key must be valid UTF-8")
+    assert home.names("pdq") == []
+
+
 # -- --event-file ------------------------------------------------------------------------------
 
 EVENT_FILE_TRIGGER = {
@@ -306,6 +357,21 @@ def test_event_file_change_event_and_key_from_the_command_line(home):
     _, entry = only_entry(home)
     assert_well_formed(entry, "change")
     assert entry["event"] == {"routing_key": KEY, "payload": {"summary": "Deployed", "source": "ci"}}
+
+
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_event_file_not_utf8_is_sent_as_replacement_characters(home, from_stdin):
+    text = json.dumps(EVENT_FILE_TRIGGER).replace("Built by a tool", "Temp 45\udcb0C")
+    data = text.encode("utf-8", "surrogateescape")  # the raw byte 0xb0, as a Latin-1 tool writes it
+    path = os.path.join(home.base, "latin1.json")
+    with open(path, "wb") as event_file:
+        event_file.write(data)
+    result = subprocess.run(command("pd-send") + ["--event-file", "-" if from_stdin else path],
+                            input=data if from_stdin else None, env=home.env(), capture_output=True,
+                            timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode() == REPLACED_WARNING
+    assert only_entry(home)[1]["event"]["payload"]["summary"] == "Temp 45\ufffdC"
 
 
 def test_event_file_trigger_without_dedup_key_gets_one(home):
@@ -427,7 +493,7 @@ BAD_INPUTS = [
     ("key with space", ["-k", "abc def", "-t", "trigger", "-d", "x"], "white space", None),
     ("key with tab", ["-k", "abc\tdef", "-t", "trigger", "-d", "x"], "white space", None),
     ("key with newline", ["-k", "abc\ndef", "-t", "trigger", "-d", "x"], "white space", None),
-    ("empty key", ["-k", "", "-t", "trigger", "-d", "x"], "-k", None),
+    ("empty key", ["-k", "", "-t", "trigger", "-d", "x"], "the routing key (-k/--service-key) is empty", None),
     ("key over 200 bytes", ["-k", "k" * 201, "-t", "trigger", "-d", "x"], "too long", None),
     ("key over 200 bytes in UTF-8", ["-k", "é" * 101, "-t", "trigger", "-d", "x"], "too long", None),
     ("change with -i", ["-k", KEY, "-t", "change", "-d", "x", "-i", "k"], "a change event takes no -i",
@@ -442,7 +508,6 @@ BAD_INPUTS = [
     ("event-file not found", ["--event-file", "{home}/none.json"], "cannot read {home}/none.json", None),
     ("event-file invalid JSON", ["--event-file", "{home}/e.json"], "is not valid JSON",
      {"e.json": '{"routing_key": '}),
-    ("event-file not UTF-8", ["--event-file", "{home}/e.json"], "cannot read", {"e.json": b"{\"a\": \"\xff\"}"}),
     ("event-file JSON array", ["--event-file", "{home}/e.json"], "must hold one JSON object",
      {"e.json": [EVENT_FILE_TRIGGER]}),
     ("event-file unknown field", ["--event-file", "{home}/e.json"],
@@ -549,10 +614,13 @@ def test_bad_config(home, text, key):
     assert home.names("pdq") == [] and home.names("tmp") == []
 
 
-def test_help_documents_links_and_images(home):
+def test_help_documents_links_and_images_once(home):
     result = home.send("--help")
     assert result.returncode == 0
-    assert "--link URL[|TEXT]" in result.stdout and "--image SRC[|ALT[|HREF]]" in result.stdout
+    options = result.stdout.split("\noptions:\n")[-1].split("\noptional arguments:\n")[-1]
+    for option in ("--link URL[|TEXT]", "--image SRC[|ALT[|HREF]]"):
+        assert options.count(option) == 1, result.stdout  # in the options, not again in an epilog
+    assert "--link 'https://wiki.example.com/runbook|Runbook'" in options
     assert home.names("pdq") == []
 
 

@@ -22,14 +22,7 @@ from pdagent.event import (
 from pdagent.spool import SpoolError
 
 DESCRIPTION = "Queue up a trigger, acknowledge, resolve or change event to PagerDuty."
-EPILOG = """\
-links and images:
-  --link URL[|TEXT]         a link shown with the alert, e.g.
-                            --link 'https://wiki.example.com/runbook|Runbook'
-  --image SRC[|ALT[|HREF]]  an image (https URL), optional alt text and link
-
-The event is written to the local spool and sent by the pdagentd daemon.
-"""
+EPILOG = "The event is written to the local spool and sent by the pdagentd daemon."
 
 
 def parse_field(text):
@@ -81,9 +74,12 @@ OPTIONS = [
     (("--class",), {"dest": "event_class", "help": "class or type of the event"}),
     (("--timestamp",), {"help": "when it happened, ISO 8601 (default: when pd-send ran)"}),
     (("--link",), {"dest": "links", "action": "append", "type": _link, "default": [],
-                       "metavar": "URL[|TEXT]", "help": "add a link (repeatable)"}),
+                       "metavar": "URL[|TEXT]",
+                       "help": "add a link shown with the alert (repeatable), e.g. "
+                               "--link 'https://wiki.example.com/runbook|Runbook'"}),
     (("--image",), {"dest": "images", "action": "append", "type": _image, "default": [],
-                        "metavar": "SRC[|ALT[|HREF]]", "help": "add an image (repeatable)"}),
+                        "metavar": "SRC[|ALT[|HREF]]",
+                        "help": "add an image: an https URL, optional alt text and link (repeatable)"}),
     (("--event-file",), {"metavar": "FILE",
                              "help": "queue a complete v2 event from a JSON file ('-' for stdin)"}),
 ]
@@ -169,13 +165,13 @@ def _event_from_file(args):
         raise EventError("--event-file takes the whole event; use only -k, -t and -q with it")
     try:
         if args.event_file == "-":
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read()
         else:
-            with open(args.event_file, encoding="utf-8") as event_file:
-                text = event_file.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise EventError(f"cannot read {args.event_file}: "
-                         f"{getattr(error, 'strerror', None) or error}") from None
+            with open(args.event_file, "rb") as event_file:
+                data = event_file.read()
+    except OSError as error:
+        raise EventError(f"cannot read {args.event_file}: {error.strerror or error}") from None
+    text = data.decode("utf-8", "surrogateescape")  # bytes that are not UTF-8: see queue_v2_event
     import json  # only here: its import costs the usual path milliseconds
     try:
         body = json.loads(text)
@@ -192,9 +188,11 @@ def _event_from_file(args):
     return "alert", body
 
 
-def _event_from_flags(args, locations):
-    if not args.routing_key:
+def _event_from_flags(args, locations, warn):
+    if args.routing_key is None:
         raise EventError("the following arguments are required: -k/--service-key")
+    if args.routing_key == "":
+        raise EventError("the routing key (-k/--service-key) is empty")
     if not args.event_type:
         raise EventError("the following arguments are required: -t/--event-type")
     if args.event_type in ("trigger", "change") and (args.description or "").strip() == "":
@@ -218,6 +216,10 @@ def _event_from_flags(args, locations):
             timestamp=timestamp, custom_details=custom_details, links=args.links)
     if source is None and (args.event_type == "trigger" or args.description is not None):
         source = default_source(locations)
+    if custom_details and args.description is None and args.event_type in ("acknowledge", "resolve"):
+        # v2 keeps custom details only in a payload, and a payload needs a summary.
+        warn(f"-f fields are not sent: Events API v2 carries custom details only with a summary, "
+             f"and this {args.event_type} has no -d")
     return "alert", build_alert(
         args.routing_key, args.event_type, summary=args.description, dedup_key=args.dedup_key,
         severity=args.severity, source=source, component=args.component, group=args.group,
@@ -228,15 +230,16 @@ def _event_from_flags(args, locations):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = fast_parse(argv) or build_parser().parse_args(argv)
+    def warn(text):
+        print(f"pd-send: warning: {text}", file=sys.stderr)
+
     try:
         locations = load_locations()
         if args.event_file is not None:
             endpoint, body = _event_from_file(args)
         else:
-            endpoint, body = _event_from_flags(args, locations)
-        dedup_key, _ = queue_v2_event(
-            locations, endpoint, body, queued_by="pd-send",
-            warn=lambda text: print(f"pd-send: warning: {text}", file=sys.stderr))
+            endpoint, body = _event_from_flags(args, locations, warn)
+        dedup_key, _ = queue_v2_event(locations, endpoint, body, queued_by="pd-send", warn=warn)
     except (ConfigError, EventError, SpoolError) as error:
         build_parser().error(str(error))
     if not args.quiet:

@@ -7,7 +7,7 @@ monitor's notification log reads the same whichever command it ran.
 
 import sys
 
-from pdagent.config import ConfigError, load_main_config
+from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import queue_v2_event
 from pdagent.event import EventError
 from pdagent.spool import SpoolError
@@ -18,7 +18,7 @@ def warn(prog, text):
 
 
 def queue_alert(parser, make_body):
-    """Queue the v2 alert body `make_body(main_config)` returns; the exit status on success.
+    """Queue the v2 alert body `make_body(locations)` returns; the exit status on success.
 
     `make_body` raises EventError for input it cannot use; that, a bad config,
     an invalid event or an unwritable spool ends the program through
@@ -26,9 +26,9 @@ def queue_alert(parser, make_body):
     """
     prog = parser.prog
     try:
-        main_config = load_main_config()
-        body = make_body(main_config)
-        dedup_key, _ = queue_v2_event(main_config, "alert", body, queued_by=prog,
+        locations = load_locations()  # only where the spool is: no daemon setting stops a page
+        body = make_body(locations)
+        dedup_key, _ = queue_v2_event(locations, "alert", body, queued_by=prog,
                                       warn=lambda text: warn(prog, text))
     except (ConfigError, EventError, SpoolError) as error:
         parser.error(str(error))

@@ -19,6 +19,14 @@ from pdagent.integrations.common import queue_alert, severity_of
 
 ACTIONS = {"PROBLEM": "trigger", "ACKNOWLEDGEMENT": "acknowledge", "RECOVERY": "resolve"}
 
+# Nagios has no notification option to leave CUSTOM notifications (an
+# operator's broadcast) out of a contact's, and they say nothing an incident
+# should follow: they are passed over with a line on stderr, exit status 0.
+IGNORED_TYPES = ("CUSTOM",)
+
+# Nagios passes the newlines of these macros as a literal "\n".
+ESCAPED_NEWLINE_MACROS = ("LONGSERVICEOUTPUT", "LONGHOSTOUTPUT")
+
 # Nagios host states (UP, DOWN, UNREACHABLE) and service states (OK, WARNING,
 # CRITICAL, UNKNOWN). OK and UP can reach a PROBLEM notification only through
 # odd configurations (e.g. a custom notification command); they become info,
@@ -83,13 +91,19 @@ def alert_from_notification(routing_key, notification_type, kind, macros, dedup_
         component=macros["SERVICEDESC"] if kind == "service" else None,
         group=macros.get("HOSTGROUPNAME") or None,
         timestamp=utc_timestamp(),
-        custom_details=macros)
+        custom_details={name: value.replace("\\n", "\n") if name in ESCAPED_NEWLINE_MACROS else value
+                        for name, value in macros.items()})
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return queue_alert(parser, lambda main_config: alert_from_notification(
+    notification_type = args.notification_type.strip().upper()
+    if notification_type in IGNORED_TYPES:
+        print(f"{parser.prog}: {notification_type} notification not sent to PagerDuty "
+              f"(only {', '.join(ACTIONS)} are)", file=sys.stderr)
+        return 0
+    return queue_alert(parser, lambda _locations: alert_from_notification(
         args.routing_key, args.notification_type, args.kind, dict(args.macros), args.dedup_key))
 
 

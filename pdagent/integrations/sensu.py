@@ -36,11 +36,12 @@ def _reject_constant(name):
 
 
 def read_event(stream):
-    """The Sensu event on `stream` (binary), as a dict; EventError if it is not one."""
+    """The Sensu event on `stream` (binary), as a dict; EventError if it is not one.
+
+    Bytes that are not UTF-8 are kept as surrogates: queue_v2_event sends them as U+FFFD.
+    """
     try:
-        event = json.loads(stream.read().decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise EventError("standard input is not UTF-8 text; expected a Sensu event (JSON)") from None
+        event = json.loads(stream.read().decode("utf-8", "surrogateescape"), parse_constant=_reject_constant)
     except ValueError as error:
         raise EventError(f"standard input is not a valid Sensu event: {error}") from None
     if not isinstance(event, dict):
@@ -95,9 +96,9 @@ def main(argv=None, stdin=None):
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     stdin = sys.stdin.buffer if stdin is None else stdin
-    return queue_alert(parser, lambda main_config: alert_from_event(
+    return queue_alert(parser, lambda locations: alert_from_event(
         args.routing_key, read_event(stdin), args.dedup_key,
-        default_host=default_source(main_config)))
+        default_host=default_source(locations)))
 
 
 if __name__ == "__main__":

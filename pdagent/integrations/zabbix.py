@@ -120,7 +120,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return queue_alert(parser, lambda main_config: alert_from_message(
+    return queue_alert(parser, lambda _locations: alert_from_message(
         args.routing_key, args.subject, args.message, parser.prog))
 
 
