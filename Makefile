@@ -1,14 +1,20 @@
-# Quick start: `make demo` (runs the agent end to end here) and `make test` (the whole suite);
+# Quick start: `make demo` (runs the agent end to end here), `make try` (a shell to send your own
+# events to it) and `make test` (the whole suite);
 # `make test-system` boots systemd in Debian trees and runs the .deb there (slower; CI runs both).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# System tools the suite drives: a proxy (tinyproxy), package tools (lintian, rpm).
-APT_TOOLS := tinyproxy lintian rpm
-# ... and the systemd system tests': debootstrap builds the Debian trees systemd boots in.
+# System tools the suite drives, and what needs each (said when make installs them).
+APT_TOOLS := tinyproxy lintian rpm shellcheck
+why_tinyproxy := a real HTTP proxy for the proxy tests (tests/test_faults_matrix.py, test_daemon.py)
+why_lintian := checks the .deb as Debian would (tests/test_packaging.py)
+why_rpm := rpmbuild and rpm, to build and inspect the .rpm (tests/test_packaging.py, make rpm)
+why_shellcheck := checks the package's shell scripts (tests/test_packaging.py)
+# ... and the systemd system tests'.
 SYSTEM_TEST_TOOLS := debootstrap
+why_debootstrap := builds the Debian trees systemd boots in (tests/test_system_systemd.py)
 
-.PHONY: demo test test-system lint bench deb rpm system-tools system-test-tools clean
+.PHONY: demo try test test-system lint bench deb rpm system-tools system-test-tools clean
 
 $(VENV)/.installed: setup.py requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +25,16 @@ $(VENV)/.installed: setup.py requirements-test.txt
 
 venv: $(VENV)/.installed
 
-# apt-get install whichever of the packages $(1) are missing (as root; otherwise says so).
+# apt-get install whichever of the packages $(1) are missing (as root; otherwise says so),
+# one line per package saying what needs it.
 define apt_install
-	@missing=""; for tool in $(1); do dpkg -s $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; why=""; \
+	$(foreach tool,$(1),dpkg -s $(tool) >/dev/null 2>&1 || { missing="$$missing $(tool)"; why="$$why  $(tool): $(why_$(tool))\n"; };) \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing system tools:$$missing"; \
+			printf 'installing system tools with apt-get (and the packages they depend on):\n%b' "$$why"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else echo "not root: cannot install$$missing; the tests that need them will be skipped"; fi; \
+		else printf 'not root: cannot install these system tools; the tests that need them will be skipped:\n%b' "$$why"; fi; \
 	fi
 endef
 
@@ -51,6 +59,10 @@ test-system: venv system-tools system-test-tools
 
 demo: venv
 	$(PY) scripts/demo.py
+
+# A shell where pd-send and pd-queue talk to a pdagentd delivering to the local stand-in.
+try: venv
+	$(PY) scripts/demo.py --shell
 
 bench: venv
 	$(PY) -m compileall -q pdagent

@@ -1,20 +1,52 @@
-"""`make demo`: the agent end to end on this machine, against the local Events API stand-in.
+"""`make demo` and `make try`: the agent end to end on this machine, against the local Events API stand-in.
 
-Starts the stand-in and pdagentd (daemonised, as in production; as the
-unprivileged `pdagent-test` user when run as root), sends a trigger, an
-acknowledge, a resolve and a change event with pd-send, shows `pd-queue
-status` and what the stand-in received, then stops everything it started.
+Both start the stand-in and pdagentd (daemonised, as in production; as the
+unprivileged `pdagent-test` user when run as root) on a spool of their own,
+and stop everything they started.
+- `make demo` sends a trigger, an acknowledge, a resolve and a change event
+  with pd-send, printing each command as it could be pasted into a shell,
+  then shows `pd-queue status` and what the stand-in received.
+- `make try` (--shell) opens a shell in which pd-send and pd-queue use that
+  spool and $PD_SERVICE_KEY is a key the stand-in takes; when it exits, it
+  shows what the stand-in received.
 """
 
+import argparse
+import contextlib
 import json
 import os
+import shlex
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import ROUTING_KEY, Agent, StandIn, ensure_daemon_user, wait_for
+from harness import (
+    BIN_DIR,
+    ROOT,
+    ROUTING_KEY,
+    Agent,
+    StandIn,
+    ensure_daemon_user,
+    wait_for,
+)
+
+KEY_VARIABLE = "PD_SERVICE_KEY"  # the README's examples use it
+COMMANDS = [
+    ["-t", "trigger", "-d", "Disk /var is 95% full on db1", "-i", "db1/disk-var",
+     "--severity", "critical", "--source", "db1.example.com", "-f", "mount=/var", "-f", "used=95%"],
+    ["-t", "acknowledge", "-i", "db1/disk-var"],
+    ["-t", "resolve", "-i", "db1/disk-var"],
+    ["-t", "change", "-d", "Deployed api 2.4.1", "--link", "https://ci.example.com/builds/981|build 981"],
+]
+
+
+def pd_send_line(arguments):
+    """The pd-send command line as a shell reads it (shlex.join is Python 3.8+)."""
+    return f'pd-send -k "${KEY_VARIABLE}" ' + " ".join(shlex.quote(argument) for argument in arguments)
 
 
 def show(title, text):
@@ -22,7 +54,9 @@ def show(title, text):
     print(text.rstrip())
 
 
-def main():
+@contextlib.contextmanager
+def running_agent():
+    """(stand-in, agent) with pdagentd running, in a directory removed afterwards."""
     workdir = tempfile.mkdtemp(prefix="pdagent-demo-")
     os.chmod(workdir, 0o755)
     standin = StandIn(workdir)
@@ -33,34 +67,65 @@ def main():
         os.chmod(agent.base, 0o755)
         pid = agent.start_daemon(foreground=False)
         print(f"pdagentd running as uid {agent.uid}, pid {pid}, spool {agent.outqueue}")
-
-        commands = [
-            ["-t", "trigger", "-d", "Disk /var is 95% full on db1", "-i", "db1/disk-var",
-             "--severity", "critical", "--source", "db1.example.com", "-f", "mount=/var", "-f", "used=95%"],
-            ["-t", "acknowledge", "-i", "db1/disk-var"],
-            ["-t", "resolve", "-i", "db1/disk-var"],
-            ["-t", "change", "-d", "Deployed api 2.4.1", "--link", "https://ci.example.com/builds/981|build 981"],
-        ]
-        for arguments in commands:
-            result = agent.send("-k", ROUTING_KEY, *arguments)
-            show("$ pd-send -k <key> " + " ".join(arguments), result.stdout + result.stderr)
-            if result.returncode != 0:
-                raise SystemExit("pd-send failed")
-
-        wait_for(lambda: len(agent.names("suc")) == len(commands), timeout=15,
-                 message="the daemon to deliver all events")
-        show("$ pd-queue status", agent.queue("status").stdout)
-        received = "\n".join(f"POST {event['path']}  {json.dumps(event['body'])}"
-                             for event in standin.received())
-        show("the stand-in received", received)
-        show("pdagentd.log", agent.log_text())
-        print("\nDemo OK: 4 events queued by pd-send, delivered by pdagentd, seen by the Events API stand-in.")
-        return 0
+        yield standin, agent
     finally:
         if agent is not None and agent.daemon_running():
             agent.stop_daemon()
         standin.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def show_received(standin):
+    show("the stand-in received", "\n".join(f"POST {event['path']}  {json.dumps(event['body'])}"
+                                            for event in standin.received()) or "(nothing)")
+
+
+def demo(standin, agent):
+    for arguments in COMMANDS:
+        result = agent.send("-k", ROUTING_KEY, *arguments)
+        show("$ " + pd_send_line(arguments), result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise SystemExit("pd-send failed")
+    wait_for(lambda: len(agent.names("suc")) == len(COMMANDS), timeout=15,
+             message="the daemon to deliver all events")
+    show("$ pd-queue status", agent.queue("status").stdout)
+    show_received(standin)
+    show("pdagentd.log", agent.log_text())
+    print(f"\nDemo OK: {len(COMMANDS)} events queued by pd-send, delivered by pdagentd, "
+          "seen by the Events API stand-in.")
+
+
+def try_shell(standin, agent):
+    env = agent.env(**{KEY_VARIABLE: ROUTING_KEY, "PS1": "(pdagent try) $ ",
+                       "PATH": os.pathsep.join([BIN_DIR, os.path.join(ROOT, "bin"), os.environ.get("PATH", "")])})
+    print(f"\nIn this shell pd-send and pd-queue use that spool (PDAGENT_CONFIG={agent.config_path}),\n"
+          f"and ${KEY_VARIABLE} is a key the stand-in takes. Try:\n"
+          f"    {pd_send_line(COMMANDS[0][:4])}\n"
+          "    pd-queue status\n"
+          f"What the stand-in received is in {standin.record}.\n"
+          "Leave the shell (exit) to see what was delivered and stop everything.\n", flush=True)
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the shell's commands
+    try:
+        subprocess.run([os.environ.get("SHELL") or "/bin/sh"], env=env, check=False,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    try:
+        wait_for(lambda: not agent.names("pdq"), timeout=15, message="the daemon to deliver what was queued")
+    except AssertionError as error:
+        print(f"\n{error}: still pending: {', '.join(agent.names('pdq'))}")
+    show("$ pd-queue status", agent.queue("status").stdout)
+    show_received(standin)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shell", action="store_true",
+                        help="open a shell to send your own events (make try) instead of the demo's")
+    args = parser.parse_args()
+    with running_agent() as (standin, agent):
+        (try_shell if args.shell else demo)(standin, agent)
+    return 0
 
 
 if __name__ == "__main__":
