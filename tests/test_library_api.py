@@ -242,23 +242,27 @@ def test_thirdparty_argparse_is_the_standard_librarys(results):
     assert ArgumentParser is argparse.ArgumentParser
 
 
-def test_trigger_without_incident_key_and_with_contexts(agent):
-    code = (
-        "import sys\n"
-        "from pdagent.config import load_agent_config\n"
-        "from pdagent.pdagentutil import queue_event\n"
-        "c = load_agent_config()\n"
-        "key, problems = queue_event(c.get_enqueuer(), 'trigger', sys.argv[1], None, 'no key given',"
-        " None, None, None, c.get_agent_id(), 'ctx-script', contexts=["
-        "{'type': 'link', 'href': 'https://runbook.example.com', 'text': 'Runbook'},"
-        "{'type': 'image', 'src': 'https://img.example.com/g.png', 'alt': 'graph', 'href': ''}])\n"
-        "print(key, problems)\n")
+def queue_event_in_a_script(agent, arguments):
+    """stdout of a script printing what queue_event(c.get_enqueuer(), <arguments>) returns (KEY is sys.argv[1])."""
+    code = ("import sys\n"
+            "from pdagent.config import load_agent_config\n"
+            "from pdagent.pdagentutil import queue_event\n"
+            "c = load_agent_config()\n"
+            f"print(*queue_event(c.get_enqueuer(), {arguments}))\n")
     result = subprocess.run([sys.executable, "-c", code, KEY], cwd=agent.base,
                             env={"PDAGENT_CONFIG": agent.config_path}, capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    match = re.fullmatch(r"([0-9a-f]{32}) \[\]\n", result.stdout)
-    assert match, result.stdout
+    return result.stdout
+
+
+def test_trigger_without_incident_key_and_with_contexts(agent):
+    stdout = queue_event_in_a_script(
+        agent, "'trigger', sys.argv[1], None, 'no key given', None, None, None, c.get_agent_id(), 'ctx-script',"
+        " contexts=[{'type': 'link', 'href': 'https://runbook.example.com', 'text': 'Runbook'},"
+        "{'type': 'image', 'src': 'https://img.example.com/g.png', 'alt': 'graph', 'href': ''}]")
+    match = re.fullmatch(r"([0-9a-f]{32}) \[\]\n", stdout)
+    assert match, stdout
     (name,) = agent.names("pdq")
     event = agent.read("pdq", name)["event"]
     assert event["dedup_key"] == match.group(1)
@@ -272,16 +276,8 @@ def test_queue_event_ignores_daemon_only_settings(agent):
     """A setting only the daemon reads (one it would refuse) never stops a script from queueing."""
     with open(agent.config_path, "a") as config_file:
         config_file.write("ca_bundle = /nowhere/ca.pem\nmystery_key = 1\n")
-    code = ("import sys\n"
-            "from pdagent.config import load_agent_config\n"
-            "from pdagent.pdagentutil import queue_event\n"
-            "c = load_agent_config()\n"
-            "print(queue_event(c.get_enqueuer(), 'trigger', sys.argv[1], 'lib-k', 'queued anyway',"
-            " None, None, None, c.get_agent_id(), 'strict-script'))\n")
-    result = subprocess.run([sys.executable, "-c", code, KEY], cwd=agent.base,
-                            env={"PDAGENT_CONFIG": agent.config_path}, capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "('lib-k', [])\n"
+    stdout = queue_event_in_a_script(
+        agent, "'trigger', sys.argv[1], 'lib-k', 'queued anyway', None, None, None, c.get_agent_id(), 'script'")
+    assert stdout == "lib-k []\n"
     (name,) = agent.names("pdq")
     assert agent.read("pdq", name)["event"]["payload"]["summary"] == "queued anyway"
