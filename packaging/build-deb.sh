@@ -57,6 +57,7 @@ pdagent ($VERSION) unstable; urgency=medium
 EOF
 gzip -9n < "$WORK/changelog" > "$DOC/changelog.gz"
 chmod 0644 "$DOC/changelog.gz"
+install -D -m 0644 "$PACKAGING/deb/lintian-overrides" "$STAGE/usr/share/lintian/overrides/pdagent"
 
 # Control area.
 CONTROL=$STAGE/DEBIAN

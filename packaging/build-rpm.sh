@@ -48,6 +48,7 @@ while IFS= read -r file; do
     install -D -m 0644 "$ROOT/$file" "$SRC/$file"
 done
 cp "$ROOT/conf/pdagent.conf" "$SRC/conf/"
+cp -R "$ROOT/man" "$SRC/"
 cp "$ROOT/packaging/stage.sh" "$ROOT/packaging/pdagent.service" "$ROOT/packaging/pdagent.init" \
     "$ROOT/packaging/copyright" "$SRC/packaging/"
 if [ -f "$ROOT/README.md" ]; then

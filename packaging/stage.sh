@@ -20,17 +20,24 @@ UNIT_DIR=$3
 INIT_DIR=$4
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
-# The commands: name and the module whose main() it runs.
-COMMANDS="pd-send:pdagent.cli.pd_send
-pd-queue:pdagent.cli.pd_queue
-pdagentd:pdagent.cli.pdagentd
-pd-nagios:pdagent.integrations.nagios
-pd-zabbix:pdagent.integrations.zabbix
-pd-sensu:pdagent.integrations.sensu"
+# The commands, one a line: the name (its man page is man/NAME.1), the module
+# whose main() it runs, and the paths of its launchers. The .py names and the
+# daemon's two in /usr/share/pdagent/bin are the original agent's: scripts call
+# them, and the unit and the init script run the daemon as
+# /usr/share/pdagent/bin/pdagentd.py, so that process checks matching
+# "pdagentd.py" find it.
+COMMANDS="pd-send pdagent.cli.pd_send /usr/bin/pd-send /usr/bin/pd-send.py
+pd-queue pdagent.cli.pd_queue /usr/bin/pd-queue /usr/bin/pd-queue.py
+pdagentd pdagent.cli.pdagentd /usr/bin/pdagentd /usr/share/pdagent/bin/pdagentd /usr/share/pdagent/bin/pdagentd.py
+pd-nagios pdagent.integrations.nagios /usr/bin/pd-nagios
+pd-zabbix pdagent.integrations.zabbix /usr/bin/pd-zabbix
+pd-sensu pdagent.integrations.sensu /usr/bin/pd-sensu"
+MAN_DIR=/usr/share/man/man1
 
 # /var/lib/pdagent is the package's, empty: the package scripts make what is in it.
 install -d -m 0755 "$DESTDIR/usr/bin" "$DESTDIR/etc" "$DESTDIR$PYTHON_DIR" \
-    "$DESTDIR$UNIT_DIR" "$DESTDIR$INIT_DIR" "$DESTDIR/usr/share/pdagent/scripts" "$DESTDIR/var/lib/pdagent"
+    "$DESTDIR$UNIT_DIR" "$DESTDIR$INIT_DIR" "$DESTDIR/usr/share/pdagent/scripts" "$DESTDIR/var/lib/pdagent" \
+    "$DESTDIR/usr/share/pdagent/bin" "$DESTDIR$MAN_DIR"
 
 # The python package, sorted so the archive is the same on every build.
 (cd "$SRC" && find pdagent -name __pycache__ -prune -o -type f -name '*.py' -print | LC_ALL=C sort) |
@@ -41,8 +48,12 @@ find "$DESTDIR$PYTHON_DIR/pdagent" -type d -exec chmod 0755 {} +
 
 # Launchers. -s: a user's ~/.local site-packages must not shadow the system's.
 # Nothing but the command's own module is imported: pd-send's start-up is timed.
-echo "$COMMANDS" | while IFS=: read -r name module; do
-    cat > "$DESTDIR/usr/bin/$name" <<EOF
+# Man pages compressed as Debian wants them (-n: no name or time inside, so
+# every build is the same); a launcher of another name in /usr/bin gets a link
+# to its command's page.
+echo "$COMMANDS" | while read -r name module paths; do
+    for path in $paths; do
+        cat > "$DESTDIR$path" <<EOF
 #!/usr/bin/python3 -s
 import sys
 
@@ -50,7 +61,14 @@ from $module import main
 
 sys.exit(main())
 EOF
-    chmod 0755 "$DESTDIR/usr/bin/$name"
+        chmod 0755 "$DESTDIR$path"
+        case "$path" in
+            /usr/bin/"$name") ;;
+            /usr/bin/*) ln -s "$name.1.gz" "$DESTDIR$MAN_DIR/${path##*/}.1.gz" ;;
+        esac
+    done
+    gzip -9n < "$SRC/man/$name.1" > "$DESTDIR$MAN_DIR/$name.1.gz"
+    chmod 0644 "$DESTDIR$MAN_DIR/$name.1.gz"
 done
 
 install -m 0644 "$SRC/conf/pdagent.conf" "$DESTDIR/etc/pdagent.conf"

@@ -1,8 +1,9 @@
 """The .deb and .rpm: built with packaging/build-*.sh, then inspected without installing them.
 
 File lists, modes and owners, conffiles, dependencies, maintainer scripts and
-scriptlets (`sh -n`), launchers (run from the unpacked tree), lintian (no
-errors), `systemd-analyze verify` on the unit, the init script's LSB actions
+scriptlets (`sh -n`), launchers (run from the unpacked tree, the original
+agent's paths among them), man pages, lintian (no errors, no warnings),
+`systemd-analyze verify` on the unit, the init script's LSB actions
 and exit codes (on a copy driving a fake daemon), and the lines the Agent
 guide tells users to look for. pdagent/layout.py, which root's package
 scripts run to set the directories, runs for real against a directory tree
@@ -12,6 +13,7 @@ A tool that is missing skips its tests, except under CI=true, where it fails:
 `make test` installs lintian and rpm.
 """
 
+import gzip
 import os
 import pwd
 import re
@@ -43,6 +45,17 @@ COMMANDS = {
     "pd-zabbix": "pdagent.integrations.zabbix",
     "pd-sensu": "pdagent.integrations.sensu",
 }
+# Every launcher: the commands in /usr/bin, and the original agent's paths (scripts call
+# pd-send.py and pd-queue.py; the unit and the init script run the daemon as pdagentd.py).
+LAUNCHERS = {**{f"usr/bin/{name}": module for name, module in COMMANDS.items()},
+             "usr/bin/pd-send.py": COMMANDS["pd-send"], "usr/bin/pd-queue.py": COMMANDS["pd-queue"],
+             "usr/share/pdagent/bin/pdagentd": COMMANDS["pdagentd"],
+             "usr/share/pdagent/bin/pdagentd.py": COMMANDS["pdagentd"]}
+DAEMON = "/usr/share/pdagent/bin/pdagentd.py"
+MAN_DIR = "usr/share/man/man1"
+# A launcher of another name in /usr/bin has a link to its command's page (lintian wants one).
+MAN_LINKS = {f"{MAN_DIR}/pd-send.py.1.gz": "pd-send.1.gz", f"{MAN_DIR}/pd-queue.py.1.gz": "pd-queue.1.gz"}
+LINTIAN_OVERRIDES = "usr/share/lintian/overrides/pdagent"
 DEB_PYTHON_DIR = "usr/lib/python3/dist-packages"
 RPM_PYTHON_DIR = "usr/lib/python3.9/site-packages"  # build-rpm.sh's default
 DEPENDENCIES = ["python3 (>= 3.8)", "python3-requests", "python3-daemon", "python3-lockfile"]
@@ -104,12 +117,15 @@ def deb(tmp_path_factory):
     assert run(["dpkg-deb", "-x", str(path), str(tree)]).returncode == 0
     assert run(["dpkg-deb", "-e", str(path), str(control)]).returncode == 0
     listing = run(["dpkg-deb", "-c", str(path)], check=True).stdout
-    entries = {}
+    entries, links = {}, {}
     for line in listing.splitlines():
         perms, owner, _size, _date, _time, name = line.split(None, 5)
+        name, _, target = name.partition(" -> ")
         entries[name[2:].rstrip("/")] = (perms, owner)  # "./usr/bin/" -> "usr/bin"
+        if target:
+            links[name[2:]] = target
     entries.pop("", None)
-    return {"path": path, "tree": tree, "control": control, "entries": entries}
+    return {"path": path, "tree": tree, "control": control, "entries": entries, "links": links}
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +149,8 @@ def rpm_query(path, *args):
 # -- .deb ------------------------------------------------------------------------------------
 
 def expected_deb_files():
-    files = {f"usr/bin/{name}" for name in COMMANDS}
+    """The regular files of the .deb (MAN_LINKS are its only links)."""
+    files = set(LAUNCHERS) | {f"{MAN_DIR}/{name}.1.gz" for name in COMMANDS} | {LINTIAN_OVERRIDES}
     files |= {f"{DEB_PYTHON_DIR}/{name}" for name in source_python_files()}
     files |= {"etc/pdagent.conf", "etc/init.d/pdagent", "lib/systemd/system/pdagent.service",
               "usr/share/pdagent/scripts/pdagent.service", "usr/share/pdagent/scripts/pdagent.init",
@@ -143,13 +160,13 @@ def expected_deb_files():
     return files
 
 
-EXECUTABLES = {f"usr/bin/{name}" for name in COMMANDS} | {
-    "etc/init.d/pdagent", "usr/share/pdagent/scripts/pdagent.init"}
+EXECUTABLES = set(LAUNCHERS) | {"etc/init.d/pdagent", "usr/share/pdagent/scripts/pdagent.init"}
 
 
 def test_deb_file_list(deb):
-    files = {name for name, (perms, _) in deb["entries"].items() if not perms.startswith("d")}
+    files = {name for name, (perms, _) in deb["entries"].items() if perms.startswith("-")}
     assert files == expected_deb_files()
+    assert deb["links"] == MAN_LINKS
     assert not [name for name in deb["entries"] if "__pycache__" in name or name.endswith(".pyc")]
     assert deb["path"].name == f"pdagent_{VERSION}_all.deb"
 
@@ -159,6 +176,8 @@ def test_deb_modes_and_owners(deb):
         assert owner == "root/root", name
         if perms.startswith("d"):
             assert perms == "drwxr-xr-x", name
+        elif name in MAN_LINKS:
+            assert perms == "lrwxrwxrwx", name
         elif name in EXECUTABLES:
             assert perms == "-rwxr-xr-x", name
         else:
@@ -339,26 +358,46 @@ def test_deb_maintainer_scripts_pass_shellcheck(deb):
     assert result.returncode == 0, result.stdout
 
 
-def test_deb_lintian_shows_no_errors(deb):
+def test_deb_lintian_shows_no_errors_and_no_warnings(deb):
+    """Not even no-manual-page; the .py launchers' script-with-language-extension is
+    overridden, with the reason, in the package's lintian overrides."""
     require("lintian")
     result = run(["lintian", "--tag-display-limit", "0", str(deb["path"])])
     lines = (result.stdout + result.stderr).splitlines()
-    errors = [line for line in lines if line.startswith("E:")]
-    assert not errors, "\n".join(lines)
-    print("\n".join(line for line in lines if line.startswith("W:")))
+    problems = [line for line in lines if line.startswith(("E:", "W:"))]
+    assert not problems, "\n".join(lines)
+    overrides = (deb["tree"] / LINTIAN_OVERRIDES).read_text()
+    assert [line for line in overrides.splitlines() if not line.startswith("#")] == [
+        "pdagent: script-with-language-extension [usr/bin/pd-queue.py]",
+        "pdagent: script-with-language-extension [usr/bin/pd-send.py]"]
 
 
 def test_deb_launchers(deb):
     """Each is the tiny template, and runs its module's main() from the unpacked tree."""
     site = deb["tree"] / DEB_PYTHON_DIR
-    for name, module in COMMANDS.items():
-        launcher = deb["tree"] / "usr/bin" / name
+    for name, module in LAUNCHERS.items():
+        launcher = deb["tree"] / name
         assert launcher.read_text() == launcher_text(module)
         # Run with this interpreter (the system one may lack requests/daemon before install).
         result = run([sys.executable, "-s", str(launcher), "--help"],
                      env={**os.environ, "PYTHONPATH": str(site)}, cwd="/")
         assert result.returncode == 0, f"{name} --help: {result.stderr}"
-        assert result.stdout.startswith("usage: "), name
+        assert result.stdout.startswith(f"usage: {module_prog(module)} "), name
+
+
+def module_prog(module):
+    return next(name for name, command_module in COMMANDS.items() if command_module == module)
+
+
+def test_deb_man_pages(deb):
+    """man/NAME.1 of each command, gzip -9n (no name, no time: the same bytes every build)."""
+    for name in COMMANDS:
+        page = deb["tree"] / MAN_DIR / f"{name}.1.gz"
+        data = page.read_bytes()
+        assert gzip.decompress(data) == (ROOT / "man" / f"{name}.1").read_bytes(), name
+        assert data[3] & 0x08 == 0 and data[4:8] == b"\0\0\0\0", name  # no FNAME flag, MTIME 0
+    for link, target in MAN_LINKS.items():
+        assert os.readlink(deb["tree"] / link) == target
 
 
 def assert_ships_the_copies_sources(entries, tree):
@@ -404,16 +443,16 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     daemon.write_text("#!/bin/sh\nexit 0\n")
     daemon.chmod(0o755)
     text = (PACKAGING / "pdagent.service").read_text()
-    assert text.count("ExecStart=/usr/bin/pdagentd -f\n") == 1
+    assert text.count(f"ExecStart={DAEMON} -f\n") == 1
     copy = tmp_path / "pdagent.service"
-    copy.write_text(text.replace("ExecStart=/usr/bin/pdagentd -f", f"ExecStart={daemon} -f"))
+    copy.write_text(text.replace(f"ExecStart={DAEMON} -f", f"ExecStart={daemon} -f"))
     result = run(["systemd-analyze", "verify", "--man=no", str(copy)])
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
 def test_unit_settings():
     settings = unit_settings()
-    assert settings["ExecStart"] == ["/usr/bin/pdagentd -f"]
+    assert settings["ExecStart"] == [f"{DAEMON} -f"]  # as the original agent's unit
     assert settings["Type"] == ["simple"]
     assert settings["User"] == ["pdagent"] and settings["Group"] == ["pdagent"]
     assert settings["Restart"] == ["on-failure"]
@@ -451,7 +490,7 @@ def test_init_script_is_clean_sh_with_an_lsb_header():
 
 def test_init_script_has_the_guides_lines():
     lines = (PACKAGING / "pdagent.init").read_text().splitlines()
-    assert "PID_DIR=/var/run/pdagent" in lines and "DAEMON=/usr/bin/pdagentd" in lines
+    assert "PID_DIR=/var/run/pdagent" in lines and f"DAEMON={DAEMON}" in lines
     at = lines.index(GUIDE_INIT_LINE)
     assert lines[at + 1:at + 4] == [""] + GUIDE_INIT_PROXY
 
@@ -492,7 +531,7 @@ class InitCopy:
         self.daemon = base / "pdagentd"
         self.daemon.write_text(FAKE_DAEMON.format(python=sys.executable, pid_dir=str(self.pid_dir), mode=mode))
         self.daemon.chmod(0o755)
-        replacements = {"DAEMON=/usr/bin/pdagentd": f"DAEMON={self.daemon}",
+        replacements = {f"DAEMON={DAEMON}": f"DAEMON={self.daemon}",
                         "DAEMON_USER=pdagent": "DAEMON_USER=root",
                         "DAEMON_GROUP=pdagent": "DAEMON_GROUP=root",
                         "PID_DIR=/var/run/pdagent": f"PID_DIR={self.pid_dir}",
@@ -860,9 +899,11 @@ def expected_rpm_entries():
         name = (name.replace(DEB_PYTHON_DIR, RPM_PYTHON_DIR)
                 .replace("lib/systemd/system/", "usr/lib/systemd/system/")
                 .replace("etc/init.d/", "etc/rc.d/init.d/"))
-        if name.startswith("usr/share/doc/pdagent/") and name != "usr/share/doc/pdagent/README.md":
+        if name.startswith("usr/share/doc/pdagent/") and name != "usr/share/doc/pdagent/README.md" \
+                or name == LINTIAN_OVERRIDES:
             continue  # Debian-only: copyright goes to the rpm's %license, no changelog.gz
         entries[name] = (mode, "root/root")
+    entries.update(dict.fromkeys(MAN_LINKS, ("lrwxrwxrwx", "root/root")))
     entries["usr/share/licenses/pdagent/copyright"] = ("-rw-r--r--", "root/root")
     entries.setdefault("usr/share/doc/pdagent/README.md", ("-rw-r--r--", "root/root"))
     for directory in layout.DIRECTORIES:
@@ -948,8 +989,13 @@ def test_rpm_launchers_and_unit(rpm, tmp_path):
         subprocess.run(["rpm2archive", "-n", "-"], stdin=package, stdout=payload, check=True)
     with tarfile.open(tmp_path / "payload.tar") as archive:
         archive.extractall(tree)
-    for name, module in COMMANDS.items():
-        assert (tree / "usr/bin" / name).read_text() == launcher_text(module)
+    for name, module in LAUNCHERS.items():
+        assert (tree / name).read_text() == launcher_text(module)
+    for name in COMMANDS:  # brp-compress may compress them again, the same text
+        page = tree / MAN_DIR / f"{name}.1.gz"
+        assert gzip.decompress(page.read_bytes()) == (ROOT / "man" / f"{name}.1").read_bytes()
+    for link, target in MAN_LINKS.items():
+        assert os.readlink(tree / link) == target
     assert (tree / "usr/lib/systemd/system/pdagent.service").read_bytes() == \
         (PACKAGING / "pdagent.service").read_bytes()
     assert_ships_the_copies_sources(rpm["entries"], tree)

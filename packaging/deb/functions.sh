@@ -10,11 +10,14 @@ pdagent_systemd_running() {
     [ -d /run/systemd/system ]
 }
 
-# The pid of a running pdagentd from its pid file: ours, or the original
-# agent's (pdagentd.py), running as pdagent (pdagent_daemon_pid, pasted in
-# from the init script).
+# The pid of a running pdagentd from its pid file, running as pdagent
+# (pdagent_daemon_pid, pasted in from the init script): started as
+# /usr/share/pdagent/bin/pdagentd.py (this package's unit and init script, and
+# the original agent's), as /usr/bin/pdagentd (earlier versions of this
+# package), or as /usr/bin/pdagentd.py (the original agent's first versions).
 pdagent_running_pid() {
-    pdagent_daemon_pid "$PDAGENT_PID_FILE" pdagent /usr/bin/pdagentd /usr/bin/pdagentd.py
+    pdagent_daemon_pid "$PDAGENT_PID_FILE" pdagent /usr/share/pdagent/bin/pdagentd.py \
+        /usr/bin/pdagentd /usr/bin/pdagentd.py
 }
 
 # Stops the daemon through the init system, then makes sure it is gone: a
