@@ -20,8 +20,14 @@ The story:
    the guide's `cp /var/lib/pdagent/scripts/pdagent.service ...` gets our unit.
 3. Users, directories and modes are as the contract says (pdq/ and tmp/
    sticky, outqueue/ root's); `pd-send` run by an unprivileged user is
-   delivered; `pd-queue status` shows both in Success;
-   `service pdagent status/stop/start/restart` give the LSB codes.
+   delivered, and so is one sent through the original agent's
+   /usr/bin/pd-send.py; `pd-queue status` (and pd-queue.py) shows them in
+   Success; the daemon runs as /usr/share/pdagent/bin/pdagentd.py, which
+   `pgrep -f pdagentd.py` finds; `man pd-send` shows the page;
+   `pd-queue check` is OK for root, UNKNOWN (with the advice) for the
+   monitoring user until it joins the group pdagent, CRITICAL once the
+   daemon stops; `service pdagent status/stop/start/restart` give the LSB
+   codes.
 4. With the daemon stopped, events are queued and the unit has proxy lines;
    the pdagent account (a compromised daemon) plants links to root-only
    files and directories, replaces scripts/ by a link to a root-only
@@ -72,12 +78,17 @@ USER = "pdagent-systest"  # an unprivileged monitoring user
 KEY_V1 = "0riginalAgentV1Key00000000000001"
 KEY = "SystemTestKey0000000000000000001"
 KEY_UPGRADE = "SystemTestKey0000000000000000002"
+COMMANDS = ["pd-send", "pd-queue", "pdagentd", "pd-nagios", "pd-zabbix", "pd-sensu"]
+ORIGINAL_PATHS = ["/usr/bin/pd-send.py", "/usr/bin/pd-queue.py", "/usr/share/pdagent/bin/pdagentd",
+                  "/usr/share/pdagent/bin/pdagentd.py"]
+DAEMON = "/usr/share/pdagent/bin/pdagentd.py"  # what the init script runs, as the original's did
 PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/pdagent.conf.dpkg-dist", "/etc/pdagent.conf.dpkg-old",
                  "/etc/init.d/pdagent", "/lib/systemd/system/pdagent.service",
                  "/usr/lib/python3/dist-packages/pdagent", "/usr/share/doc/pdagent",
                  "/usr/share/pdagent", "/var/lib/pdagent", "/var/log/pdagent", "/var/run/pdagent",
-                 "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
-                 "/usr/bin/pd-nagios", "/usr/bin/pd-zabbix", "/usr/bin/pd-sensu",
+                 *[f"/usr/bin/{name}" for name in COMMANDS], *ORIGINAL_PATHS,
+                 *[f"/usr/share/man/man1/{name}.1.gz" for name in COMMANDS + ["pd-send.py", "pd-queue.py"]],
+                 "/usr/share/lintian/overrides/pdagent",
                  "/etc/systemd/system/pdagent.service",
                  "/etc/systemd/system/multi-user.target.wants/pdagent.service",
                  "/var/lib/pdagent-upgrade"]
@@ -130,11 +141,17 @@ def daemon_pids():
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
                 args = cmdline.read().split(b"\0")
-            if b"/usr/bin/pdagentd" in args and os.readlink(f"/proc/{entry}/ns/pid") == our_namespace:
+            started_as = {DAEMON.encode(), b"/usr/bin/pdagentd"}  # the init script's, an earlier one's
+            if started_as & set(args) and os.readlink(f"/proc/{entry}/ns/pid") == our_namespace:
                 pids.append(int(entry))
         except OSError:
             continue
     return pids
+
+
+def zombie(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()[0] == "Z"
 
 
 def process_user(pid):
@@ -424,22 +441,31 @@ def test_install_send_upgrade_purge(machine, tmp_path):
     new_pid = wait_for(pid_from_file, 10, message="the restarted daemon's pid file")
     assert new_pid != pid and process_user(new_pid) == "pdagent"
 
-    # pd-send by an unprivileged user, delivered.
+    # pd-send by an unprivileged user, delivered; through the original agent's path too.
     sent = as_user("/usr/bin/pd-send", "-k", KEY, "-t", "trigger", "-d", "Server is on fire",
                    "-i", "server.fire")
     assert "Event processed" in sent.stdout
     [body] = wait_for_events(standin, KEY, 1)
     assert body["dedup_key"] == "server.fire" and body["payload"]["summary"] == "Server is on fire"
+    sent = as_user("/usr/bin/pd-send.py", "-k", KEY, "-t", "resolve", "-i", "server.fire")
+    assert sent.stdout == "Event processed. Incident Key: server.fire\n"
+    assert [body["event_action"] for body in wait_for_events(standin, KEY, 2)] == ["trigger", "resolve"]
     listing = run(["runuser", "-u", USER, "--", "ls", "/var/lib/pdagent/outqueue/pdq"], check=False)
     assert listing.returncode != 0  # nobody else can list the spool
-    wait_for(lambda: queue_status().get(KEY) == (0, 1, 0) and queue_status().get(KEY_V1) == (0, 1, 0),
-             10, message="pd-queue status to show both events delivered")
+    wait_for(lambda: queue_status().get(KEY) == (0, 2, 0) and queue_status().get(KEY_V1) == (0, 1, 0),
+             10, message="pd-queue status to show the events delivered")
+    assert run(["/usr/bin/pd-queue.py", "status"]).stdout == run(["/usr/bin/pd-queue", "status"]).stdout
+    assert_original_paths_and_man_pages(new_pid)
+    assert_monitoring_user_gets_access(new_pid)
 
     # service actions and LSB codes.
     assert service("status") == 0
     assert service("stop") == 0
     assert not daemon_pids()
     assert service("status") == 3
+    check = run(["/usr/bin/pd-queue", "check"], check=False)
+    assert (check.returncode, check.stdout.split(" | ")[0]) == (
+        2, "PDAGENT CRITICAL - pdagentd is not running: no /var/run/pdagent/pdagentd.pid; 0 pending; 0 in error")
     assert service("stop") == 0
     assert service("start") == 0
     assert service("status") == 0
@@ -528,6 +554,48 @@ def test_install_send_upgrade_purge(machine, tmp_path):
     assert [path for path in PDAGENT_PATHS if os.path.lexists(path)] == []
     assert not list(Path("/etc").glob("rc?.d/*pdagent"))
     assert not daemon_pids()
+
+
+def assert_original_paths_and_man_pages(pid):
+    """The original agent's paths exist and run; the daemon runs as its pdagentd.py, which a
+    process check matching the name finds; `man pd-send` shows the page."""
+    for path in ORIGINAL_PATHS:
+        assert mode_owner(path) == ("0o755", "root", "root"), path
+        result = run([path, "--help"])
+        assert result.stdout.startswith("usage: "), path
+    found = run(["pgrep", "-u", "pdagent", "-f", "pdagentd.py"]).stdout.split()
+    # (Less the zombies of the daemon's double fork that this container's init never reaps.)
+    assert [found_pid for found_pid in found if not zombie(int(found_pid))] == [str(pid)]
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        assert cmdline.read().split(b"\0")[:3] == [b"/usr/bin/python3", b"-s", DAEMON.encode()]
+    pages = {**{name: name for name in COMMANDS}, "pd-send.py": "pd-send", "pd-queue.py": "pd-queue"}
+    for name, page in pages.items():  # man follows pd-send.py.1.gz, a link, to pd-send's page
+        assert run(["man", "-w", name]).stdout.strip() == f"/usr/share/man/man1/{page}.1.gz", name
+    page = run(["man", "pd-send"], env={**os.environ, "MANPAGER": "cat", "MANWIDTH": "80", "LC_ALL": "C.UTF-8"})
+    assert "pd-send - queue an event for the PagerDuty Events API v2" in page.stdout
+    assert "--event-file FILE" in page.stdout
+    installed = subprocess.run(["zcat", "/usr/share/man/man1/pd-queue.1.gz"], capture_output=True, check=True)
+    assert installed.stdout == (ROOT / "man" / "pd-queue.1").read_bytes()
+
+
+def assert_monitoring_user_gets_access(pid):
+    """`pd-queue check` as root is OK; as the monitoring user UNKNOWN, with the advice, which,
+    taken, makes it OK: the spool and /var/run/pdagent are readable by the group pdagent."""
+    ok = f"PDAGENT OK - pdagentd running (pid {pid}); 0 pending; 0 in error"
+    root_check = run(["/usr/bin/pd-queue", "check"], check=False)
+    assert (root_check.returncode, root_check.stdout.split(" | ")[0]) == (0, ok)
+    outside = run(["runuser", "-u", USER, "--", "/usr/bin/pd-queue", "check"], check=False, cwd="/")
+    assert (outside.returncode, outside.stdout) == (3, (
+        "PDAGENT UNKNOWN - cannot list /var/lib/pdagent/outqueue/pdq: Permission denied (add "
+        f"{USER} to the group pdagent that may read the spool: adduser {USER} pdagent)\n"))
+    run(["adduser", "--quiet", USER, "pdagent"])
+    try:
+        inside = run(["runuser", "-u", USER, "--", "/usr/bin/pd-queue", "check"], check=False, cwd="/")
+        assert (inside.returncode, inside.stdout.split(" | ")[0]) == (0, ok), inside.stdout + inside.stderr
+        metrics = run(["runuser", "-u", USER, "--", "/usr/bin/pd-queue", "metrics"], cwd="/")
+        assert "\npdagent_daemon_up 1\n" in metrics.stdout
+    finally:
+        run(["gpasswd", "--delete", USER, "pdagent"])
 
 
 def test_upgrade_from_copies_shipped_in_var_lib_with_scripts_a_link(machine, tmp_path):
