@@ -14,17 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_packaging import COMMANDS  # {command: its module}
 
 ROOT = Path(__file__).resolve().parent.parent
 MAN = ROOT / "man"
-COMMANDS = {
-    "pd-send": "pdagent.cli.pd_send",
-    "pd-queue": "pdagent.cli.pd_queue",
-    "pdagentd": "pdagent.cli.pdagentd",
-    "pd-nagios": "pdagent.integrations.nagios",
-    "pd-zabbix": "pdagent.integrations.zabbix",
-    "pd-sensu": "pdagent.integrations.sensu",
-}
 OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 
 
