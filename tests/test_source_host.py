@@ -86,9 +86,11 @@ def test_the_daemon_names_the_host_where_getfqdn_says_localhost(agent, standin, 
         sent = agent.send("-k", ROUTING_KEY, "-t", "trigger", "-d", "disk full", "-i", "v2-event")
         assert sent.returncode == 0, sent.stderr
         # ...and an entry the original agent queued, which the daemon gives a source.
-        with open(agent.path("pdq", f"1700000000000000_{ROUTING_KEY}.txt"), "w") as v1_entry:
+        staged = os.path.join(agent.base, "v1-entry")
+        with open(staged, "w") as v1_entry:
             json.dump({"service_key": ROUTING_KEY, "event_type": "trigger", "incident_key": "v1-event",
                        "description": "queued by pdagent 1.x"}, v1_entry)
+        os.rename(staged, agent.path("pdq", f"1700000000000000_{ROUTING_KEY}.txt"))  # whole, as a writer does
         bodies = wait_for(lambda: len(standin.bodies()) == 2 and standin.bodies(), timeout=20,
                           message="both events at the stand-in")
         assert {body["dedup_key"]: body["payload"]["source"] for body in bodies} \
