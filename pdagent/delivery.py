@@ -8,7 +8,7 @@ this module does the I/O and keeps these rules:
 - A move out of pdq/ is durable before the key's next event is sent: the
   key waits (SYNCING) while the syncer thread fsyncs the target directory,
   then pdq/, once for every move made meanwhile (a group commit, started
-  when no other key is ready or after 5 ms: other keys go on sending
+  when few other keys are ready or after 20 ms: they go on sending
   meanwhile). A power cut so repeats at most the last event of each key,
   sent in the few milliseconds before it.
 - With the default `send_concurrency = 1` one event is in flight at a time,
@@ -52,7 +52,7 @@ log = logging.getLogger("pdagent.delivery")
 STATE_SAVE_INTERVAL_SECS = 1.0
 FORGET_IDLE_KEYS_SECS = 300.0
 LOCK_RETRY_SECS = 0.01
-SYNC_BATCH_SECS = 0.005  # a batch of moves waits at most this long for its fsyncs
+SYNC_BATCH_SECS = 0.02  # a batch of moves waits at most this long for its fsyncs
 # With inotify working, the periodic rescan is only a safety net: it may take
 # at most this share of the time (a million names take seconds to list).
 RESCAN_TIME_SHARE = 0.02
@@ -477,15 +477,20 @@ class Engine:
     # -- durability ------------------------------------------------------------
 
     def _syncer_loop(self):
-        """Sync the moves in batches: when no key is ready to send (a sender would wait),
-        else once the batch is SYNC_BATCH_SECS old, so an fsync serves several events."""
+        """Sync the moves in batches, so that one pair of fsyncs serves many events.
+
+        A batch is synced once few keys are left ready to send besides those
+        waiting for it (the fsync overlaps their sends, and no sender runs
+        dry), when a sender has nothing else to send, or SYNC_BATCH_SECS
+        after its first move.
+        """
         while True:
             with self._lock:
                 while not self._unsynced_keys and not self._stopping:
                     self._sync_wanted.wait()
                 if not self._unsynced_keys:
                     return
-                while not self._stopping and self.scheduler.ready_count():
+                while not self._stopping and self.scheduler.ready_count() > len(self._unsynced_keys) // 4:
                     remaining = self._unsynced_since + SYNC_BATCH_SECS - self.clock()
                     if remaining <= 0:
                         break
