@@ -51,7 +51,7 @@ MAX_ENTRY_BYTES = 512 * 1024
 STALE_TMP_SECS = 3600
 
 _NAME_SUFFIX = ".txt"
-_NAMES_PER_CHUNK = 10000
+_NAMES_PER_CHUNK = 1000  # small enough to stay in the CPU caches (faster than larger chunks)
 _FILE_TIME_TICK_US = 10_000  # the kernel's clock for file times: a tick, 10 ms at most (HZ=100)
 
 
