@@ -99,6 +99,14 @@ def claim_pid_file(path):
 
 
 class _ReopenableLog(logging.handlers.RotatingFileHandler):
+    def shouldRollover(self, record):
+        # The base class formats each record twice (here, then to write it) and stats
+        # the path twice, for every event the daemon logs; the size so far is enough
+        # to decide (a file may end one line past the limit).
+        if self.stream is None:
+            self.stream = self._open()
+        return self.maxBytes > 0 and self.stream.tell() >= self.maxBytes
+
     def reopen(self):
         self.acquire()
         try:
@@ -235,6 +243,8 @@ def run(main_config, foreground):
         prevent_core=False)
     with context:
         log_handler = setup_logging(main_config, foreground)
+        for repeated_key in main_config.repeated_keys:
+            log.warning("%s", repeated_key)
         try:
             ensure_agent_id(main_config.agent_id_file)
             api = EventsAPI(main_config.events_api_url, main_config.http_timeout_secs,

@@ -228,3 +228,24 @@ def test_the_library_queues_into_a_spool_that_does_not_exist_yet(offline_agent, 
     else:
         assert result.stdout.strip() == ("SpoolError: cannot create the spool directory "
                                          f"{fresh}/data/outqueue/tmp: Permission denied")
+
+
+# -- the log ---------------------------------------------------------------------------------
+
+def test_the_log_rolls_over_past_its_size_and_keeps_its_backups(tmp_path):
+    import logging
+
+    from pdagent.daemon import _ReopenableLog
+    handler = _ReopenableLog(str(tmp_path / "pdagentd.log"), maxBytes=1000, backupCount=2)
+    logger = logging.getLogger("pdagent.test-rollover")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for number in range(100):
+            logger.warning("line %03d %s", number, "x" * 40)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert sorted(os.listdir(tmp_path)) == ["pdagentd.log", "pdagentd.log.1", "pdagentd.log.2"]
+    assert all(os.path.getsize(tmp_path / name) <= 1000 + 60 for name in os.listdir(tmp_path))
+    assert "line 099" in (tmp_path / "pdagentd.log").read_text()
