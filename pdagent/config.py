@@ -17,12 +17,16 @@ print it and exit non-zero.
 
 The file is read by a small INI reader here rather than configparser, whose
 import alone costs pd-send several milliseconds of regex compiling. It reads
-a file exactly as configparser.ConfigParser(interpolation=None) with its
-other defaults does (strict; '=' or ':' between key and value; whole-line '#'
-and ';' comments, no inline ones; keys lowercased; continuation lines by
-indentation, blank lines kept inside a value; [DEFAULT] inherited by every
-section), or refuses it with the line number; tests/test_differential.py
-proves that against configparser.
+a file exactly as configparser.ConfigParser(interpolation=None, strict=False)
+does ('=' or ':' between key and value; whole-line '#' and ';' comments, no
+inline ones; keys lowercased; continuation lines by indentation, blank lines
+kept inside a value; [DEFAULT] inherited by every section; a section given
+again adds to the first, a key given again takes the later value, as the
+original agent's ConfigParser did), or refuses it with the line number;
+tests/test_differential.py proves that against configparser. Not strict on
+purpose: the shipped file sets every key, so a line appended for a key
+(`echo ... >> /etc/pdagent.conf`, as fleets of the original agent did) must
+not stop the daemon; it logs each repeated key at start.
 
 `load_agent_config()` and the AgentConfig methods keep the names the original
 agent's integration scripts call.
@@ -107,12 +111,13 @@ def _default_dirs():
 class MainConfig:
     """The parsed [Main] section, one attribute per key."""
 
-    def __init__(self, path, values):
+    def __init__(self, path, values, repeated_keys=()):
         self.path = path
         self.__dict__.update(values)
+        self.repeated_keys = list(repeated_keys)  # one line each, for the daemon's log
 
     def as_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "path"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("path", "repeated_keys")}
 
     # Derived locations, in one place so every module agrees.
     @property
@@ -136,14 +141,14 @@ class MainConfig:
         return os.path.join(self.log_dir, "pdagentd.log")
 
 
-def read_ini(path, only=None):
+def read_ini(path, repeated=None):
     """{section: {key: value}} of an INI file, [DEFAULT]'s keys in every section.
 
     ConfigError (with the line) for what configparser would refuse, and for
     the few things it takes that this reader does not: a section header with
-    text after its ']', a '[' line that is not a header. With `only` (a set of
-    keys), just those keys are returned, and only they are refused when given
-    twice: a key the caller does not read cannot stop it.
+    text after its ']', a '[' line that is not a header. A key given again in
+    a section takes the later value; `repeated` (a list), if given, hears
+    (line number, section, key) of each such line.
     """
     try:
         with open(path, encoding="utf-8") as config_file:
@@ -170,26 +175,25 @@ def read_ini(path, only=None):
         key_indent = indent
         if stripped.startswith("["):
             name = stripped[1:-1]
-            if not stripped.endswith("]") or not name or (name in sections and name != "DEFAULT"):
-                raise ConfigError(f"{path}: line {number}: bad or repeated section header {stripped!r}")
+            if not stripped.endswith("]") or not name:
+                raise ConfigError(f"{path}: line {number}: bad section header {stripped!r}")
             current, key = sections.setdefault(name, {}), None
             continue
         cut = min(at for at in (stripped.find("="), stripped.find(":"), len(stripped)) if at >= 0)
         if current is None or cut in (0, len(stripped)):
             raise ConfigError(f"{path}: line {number}: expected 'key = value' inside a [section]")
         key = stripped[:cut].rstrip().lower()
-        if key in current and (only is None or key in only):
-            raise ConfigError(f"{path}: line {number}: key '{key}' given twice")
+        if key in current and repeated is not None:
+            repeated.append((number, name, key))
         current[key] = [stripped[cut + 1:].strip()]
     defaults = sections.get("DEFAULT", {})
-    return {name: {key: "\n".join(lines).rstrip() for key, lines in {**defaults, **values}.items()
-                   if only is None or key in only}
+    return {name: {key: "\n".join(lines).rstrip() for key, lines in {**defaults, **values}.items()}
             for name, values in sections.items()}
 
 
-def read_ini_section(path, section="Main", only=None):
+def read_ini_section(path, section="Main", repeated=None):
     """{key: value} of one section of an INI file; ConfigError (with the line) if malformed."""
-    sections = read_ini(path, only)
+    sections = read_ini(path, repeated)
     if section not in sections:
         raise ConfigError(f"{path}: missing section [{section}]")
     return sections[section]
@@ -213,18 +217,17 @@ def load_locations(path=None):
     """Where the spool, the log and the pid file are: all that queueing and pd-queue need.
 
     Reads the file as load_main_config() does but takes only data_dir, log_dir
-    and pid_dir; the daemon's keys are not looked at (not even a daemon key
-    given twice, as when a line is appended to the shipped file for a key it
-    already sets: that stops the daemon, never the queueing).
+    and pid_dir; the daemon's keys are not looked at.
     """
     path = path or config_file_path()
-    return MainConfig(path, _take_locations(path, read_ini_section(path, only=set(SYSTEM_DIRS))))
+    return MainConfig(path, _take_locations(path, read_ini_section(path)))
 
 
 def load_main_config(path=None):
     """Every key, checked: the daemon's configuration."""
     path = path or config_file_path()
-    raw = read_ini_section(path)
+    repeated = []
+    raw = read_ini_section(path, repeated=repeated)
     values = _take_locations(path, raw)
     for key, default in _INT_KEYS.items():
         values[key] = _parse_number(path, key, raw.pop(key, None), int, default)
@@ -239,7 +242,8 @@ def load_main_config(path=None):
         unknown = min(raw)
         raise ConfigError(f"{path}: unknown key '{unknown}' in [Main]")
     _check_values(path, values)
-    return MainConfig(path, values)
+    return MainConfig(path, values, [f"{path}: line {number}: key '{key}' given again in [{section}]; "
+                                     f"this later value is used" for number, section, key in repeated])
 
 
 def _parse_number(path, key, text, kind, default):

@@ -62,28 +62,34 @@ def _user_name():
         return str(os.geteuid())
 
 
-def _is_pdagentd(pid):
-    """True if process `pid` is a pdagentd of this user, not any process that names it.
+# What the daemon's launcher is called: /usr/bin/pdagentd, and the original agent's
+# /usr/share/pdagent/bin/pdagentd.py, which the packages' unit and init script run
+# so that process checks matching "pdagentd.py" find it.
+DAEMON_PROGRAMS = (b"pdagentd", b"pdagentd.py")
+
+
+def is_pdagentd(pid, uid):
+    """True if process `pid` is a pdagentd of user `uid`, not any process that names it.
 
     Its command line is the launcher itself ("/usr/bin/pdagentd -f"), or an
-    interpreter running it ("/usr/bin/python3 -s /usr/bin/pdagentd"): the
-    first argument that is not an option. `tail -f pdagentd.log`, or an
-    editor on the script, are not.
+    interpreter running it ("/usr/bin/python3 -s /usr/share/pdagent/bin/pdagentd.py"):
+    the first argument that is not an option. `tail -f pdagentd.log`, or an
+    editor on the script, are not. pd-queue check asks it of the spool's owner.
     """
     try:
-        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+        if os.stat(f"/proc/{pid}").st_uid != uid:
             return False
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             arguments = cmdline.read().split(b"\0")
     except OSError:
         return False
     program = os.path.basename(arguments[0])
-    if program == b"pdagentd":
+    if program in DAEMON_PROGRAMS:
         return True
     if not program.startswith(b"python"):
         return False
     script = next((argument for argument in arguments[1:] if not argument.startswith(b"-")), b"")
-    return os.path.basename(script) == b"pdagentd"
+    return os.path.basename(script) in DAEMON_PROGRAMS
 
 
 def claim_pid_file(path):
@@ -91,7 +97,7 @@ def claim_pid_file(path):
     from daemon.pidfile import TimeoutPIDLockFile
     pid_file = TimeoutPIDLockFile(path, acquire_timeout=0)
     pid = pid_file.read_pid()
-    if pid is not None and pid != os.getpid() and _is_pdagentd(pid):
+    if pid is not None and pid != os.getpid() and is_pdagentd(pid, os.geteuid()):
         raise StartError(f"already running (pid {pid}, pid file {path})")
     if pid is not None or os.path.lexists(path):
         pid_file.break_lock()  # left by a killed daemon, or an unreadable leftover

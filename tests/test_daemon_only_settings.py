@@ -200,7 +200,6 @@ def test_load_locations_takes_the_three_directories_and_nothing_else(write, tmp_
     (None, "cannot read config file: No such file or directory"),
     ("[Other]\n", "missing section [Main]"),
     ("[Main]\nlog_dir = log\n", "key 'log_dir' must be an absolute path, not 'log'"),
-    ("[Main]\npid_dir = /a\npid_dir = /b\n", "line 3: key 'pid_dir' given twice"),
 ])
 def test_load_locations_refuses_what_it_reads_in_one_line(write, tmp_path, text, phrase):
     path = str(tmp_path / "absent.conf") if text is None else write("pdagent.conf", text)

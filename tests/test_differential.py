@@ -124,9 +124,9 @@ def test_fast_parse_takes_every_well_formed_command_line(argv):
 # -- the INI reader against configparser ------------------------------------------------------------
 
 def configparser_reading(path):
-    """(sections, defaults) as the reader claims to read: ConfigParser(interpolation=None), defaults
-    otherwise (strict, '=' and ':', whole-line '#' and ';' comments, blank lines in values...)."""
-    parser = configparser.ConfigParser(interpolation=None)
+    """(sections, defaults) as the reader claims to read: ConfigParser(interpolation=None, strict=False),
+    defaults otherwise ('=' and ':', whole-line '#' and ';' comments, blank lines in values...)."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         with open(path, encoding="utf-8") as config_file:
             parser.read_file(config_file)
@@ -204,6 +204,7 @@ def ini_dir(tmp_path_factory):
 @example("[ Main ]\na = 1\n")
 @example("[DEFAULT]\nx = 1\n[Main]\na = 2\n")
 @example("[Main]\na = x\x0cy\n")
+@example("[Main]\na = 1\n[Other]\nb = 2\n[Main]\na = 3\n  more\n")
 def test_ini_reader_reads_as_configparser_or_refuses(ini_dir, text):
     path = write_ini(ini_dir, text)
     ours = our_reading(path)

@@ -593,7 +593,6 @@ def test_bad_input_without_a_traceback(home, argv, content):
 BAD_CONFIGS = [
     ("missing file", None, None),
     ("no [Main]", "[Agent]\ndata_dir = {data}\n", "[Main]"),
-    ("key given twice", "[Main]\ndata_dir = {data}\ndata_dir = {data}\n", "data_dir"),
     ("relative data_dir", "[Main]\ndata_dir = data\n", "data_dir"),
     ("not INI", "data_dir = {data}\n", "line 1"),
 ]
