@@ -50,6 +50,7 @@ PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/init.d/pdagent", UNIT, "/usr/lib/pyt
                  "/usr/share/doc/pdagent", "/usr/share/pdagent", "/var/lib/pdagent", "/var/log/pdagent",
                  "/run/pdagent", "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
                  "/usr/bin/pd-nagios", "/usr/bin/pd-zabbix", "/usr/bin/pd-sensu",
+                 "/usr/bin/pd-send.py", "/usr/bin/pd-queue.py",
                  "/etc/systemd/system/pdagent.service",
                  "/etc/systemd/system/multi-user.target.wants/pdagent.service"]
 # The support table's library columns, read from dpkg in each tree.
@@ -162,7 +163,7 @@ class Debian:
         output = self.run("ps", "-eo", "pid=,user:32=,args=").stdout
         return [(int(pid), user) for pid, user, args in
                 (line.split(None, 2) for line in output.splitlines() if len(line.split(None, 2)) == 3)
-                if "/usr/bin/pdagentd" in args]
+                if "/usr/share/pdagent/bin/pdagentd.py" in args or "/usr/bin/pdagentd" in args]
 
     def proc_status(self, pid):
         """/proc/PID/status of a process in the tree, as a dict."""
