@@ -21,9 +21,29 @@ import sys
 import time
 import urllib.request
 
+if sys.version_info < (3, 7):  # noqa: UP036 (ruff knows no Python older than 3.7)
+    # Python 3.6 (RHEL 8): subprocess has neither text= (Popen, run) nor capture_output= (run),
+    # which the tests and this module use. pdagent itself starts no subprocess: only the tests'
+    # calls go through these.
+    class _PopenWithText(subprocess.Popen):
+        def __init__(self, *args, text=None, **kwargs):
+            if text is not None:
+                kwargs["universal_newlines"] = text
+            super().__init__(*args, **kwargs)
+
+    def _run_with_capture_output(*args, capture_output=False, _run=subprocess.run, **kwargs):
+        if capture_output:
+            kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+        return _run(*args, **kwargs)
+
+    subprocess.Popen, subprocess.run = _PopenWithText, _run_with_capture_output
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.dirname(sys.executable)
 STANDIN = os.path.join(ROOT, "scripts", "events_api_standin.py")
+# The stand-in plays PagerDuty's service, not the agent: the Python matrix runs it on one Python
+# (scripts/python_matrix.py) while the agent runs on each.
+STANDIN_PYTHON = os.environ.get("PDAGENT_STANDIN_PYTHON", sys.executable)
 TEST_USER = "pdagent-test"
 OTHER_USER = "pdagent-test-other"  # a local user who is neither root nor the daemon's user
 OFFLINE_API = "http://127.0.0.1:9"  # for tests of commands that never talk to the Events API
@@ -102,7 +122,7 @@ class StandIn:
         prefix = "tls-standin" if tls else "standin"  # a test may run both side by side
         port_file = os.path.join(workdir, f"{prefix}.port")
         self.record = os.path.join(workdir, f"{prefix}-received.jsonl")
-        argv = [sys.executable, STANDIN, "--port", "0", "--port-file", port_file,
+        argv = [STANDIN_PYTHON, STANDIN, "--port", "0", "--port-file", port_file,
                 "--record", self.record, *extra_args]
         if tls:
             argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
