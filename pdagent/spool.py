@@ -312,7 +312,7 @@ class Spool:
         time a writer took for its name: "just after" is one tick after. One
         stat; a missing pdq/ means a spool never used, which is created here.
         """
-        now_us = time.time_ns() // 1000
+        now_us = int(time.time() * 1_000_000)  # not time_ns(): Python 3.6 has none
         try:
             changed_us = os.stat(pdq_dir).st_mtime_ns // 1000
         except FileNotFoundError:
