@@ -61,6 +61,14 @@ def run_due(scheduler):
     return jobs
 
 
+def assert_due_after(scheduler, seconds, job):
+    """Nothing is due until `seconds` from now; then `job` is."""
+    scheduler.clock.advance(seconds - 0.001)
+    assert run_due(scheduler) == []
+    scheduler.clock.advance(0.001)
+    assert run_due(scheduler) == [job]
+
+
 # -- order and turns ---------------------------------------------------------------------
 
 def test_a_key_sends_oldest_first_one_at_a_time_and_keys_take_turns():
@@ -139,10 +147,7 @@ def test_retry_after_is_honoured_between_a_floor_and_a_cap(retry_after, wait):
     scheduler.add("A", 1)
     run_due(scheduler)
     scheduler.finish("A", THROTTLED, left_queue=False, retry_after=retry_after)
-    clock.advance(wait - 0.001)
-    assert run_due(scheduler) == []
-    clock.advance(0.001)
-    assert run_due(scheduler) == [("A", 1)]
+    assert_due_after(scheduler, wait, ("A", 1))
 
 
 def test_pacing_allows_the_limit_in_any_sixty_seconds_and_other_keys_go_meanwhile():
@@ -158,10 +163,7 @@ def test_pacing_allows_the_limit_in_any_sixty_seconds_and_other_keys_go_meanwhil
     assert sent == [("A", 1), ("A", 2), ("A", 3)]
     scheduler.add("B", 1)
     assert run_due(scheduler) == [("B", 1)]
-    clock.advance(PACING_WINDOW_SECS - 3 - 0.01)
-    assert run_due(scheduler) == []
-    clock.advance(0.01)
-    assert run_due(scheduler) == [("A", 4)]
+    assert_due_after(scheduler, PACING_WINDOW_SECS - 3, ("A", 4))
 
 
 def test_the_retry_limit_counts_only_failures_of_one_event_in_a_row():
@@ -207,19 +209,12 @@ def test_a_restart_honours_the_apis_own_throttling_deadline():
     saved, restarted = _backed_off_then_restarted(THROTTLED, 120, WALL + 20)
     assert saved["A"] == {"backoff_until": WALL + 120, "backoffs": 1, "failures": 0,
                           "reason": "why", "throttled": True}
-    assert run_due(restarted) == []
-    restarted.clock.advance(99.9)
-    assert run_due(restarted) == []
-    restarted.clock.advance(0.1)
-    assert run_due(restarted) == [("A", 1)]
+    assert_due_after(restarted, 100, ("A", 1))
 
 
 def test_a_wall_clock_stepped_back_across_a_restart_never_lengthens_a_throttle_past_the_cap():
     _, restarted = _backed_off_then_restarted(THROTTLED, 120, WALL - 30 * 86400)
-    restarted.clock.advance(MAX_RETRY_AFTER_SECS - 1)
-    assert run_due(restarted) == []
-    restarted.clock.advance(1)
-    assert run_due(restarted) == [("A", 1)]
+    assert_due_after(restarted, MAX_RETRY_AFTER_SECS, ("A", 1))
 
 
 def test_wall_time_never_enters_the_schedule():
