@@ -36,8 +36,10 @@ def test_demo_commands_pasted_into_make_try_deliver_the_same_events():
 
 
 def test_make_try_runs_the_shell():
-    dry_run = subprocess.run(["make", "-n", "try"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                             check=True)
+    # Under `make test` the outer make's MAKEFLAGS would make this one print "Leaving directory".
+    env = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    dry_run = subprocess.run(["make", "--no-print-directory", "-n", "try"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, check=True, env=env)
     assert dry_run.stdout.rstrip().splitlines()[-1] == ".venv/bin/python scripts/demo.py --shell"
 
 
