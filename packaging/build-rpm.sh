@@ -1,15 +1,20 @@
 #!/bin/sh
-# Builds dist/pdagent-<version>-<release>.noarch.rpm from this checkout with
-# rpmbuild (Debian's `rpm` package works), offline.
+# Builds dist/pdagent-<version>-<release>.<target>.noarch.rpm from this checkout with
+# rpmbuild (Debian's `rpm` package works), offline, for one target:
 #
-#   packaging/build-rpm.sh
+#   packaging/build-rpm.sh                            # RHEL/Rocky/Alma 9 (el9)
+#   PDAGENT_RPM_TARGET=el8 packaging/build-rpm.sh     # RHEL/Rocky/Alma 8
 #
 # Environment (all optional):
+#   PDAGENT_RPM_TARGET          el9 (default) or el8: the rpm's dist tag (%{dist}, .el9) and %{rhel},
+#                               which choose its python: el9 python3 3.9, el8 python3.6
+#                               (packaging/README.md says why)
 #   PDAGENT_RPM_VERSION         package version (default: __version__ in pdagent/__init__.py)
-#   PDAGENT_RPM_RELEASE         release (default: 1)
-#   PDAGENT_RPM_PYTHON_SITELIB  where the python package goes on the target
-#                               (default: /usr/lib/python3.9/site-packages, i.e.
-#                               RHEL/Rocky/Alma 9; the rpm then requires python(abi) = 3.9)
+#   PDAGENT_RPM_RELEASE         release, before the dist tag (default: 1)
+#   PDAGENT_RPM_PYTHON_SITELIB  where the python package goes on the target (default: the
+#                               target's, /usr/lib/python3.9/site-packages or
+#                               /usr/lib/python3.6/site-packages; the rpm then requires
+#                               python(abi) = 3.9 or 3.6)
 #   PDAGENT_DIST_DIR            where the .rpm goes (default: dist/ in the checkout)
 #   SOURCE_DATE_EPOCH           build time recorded in the rpm (default: the last commit's)
 # Prints the path of the .rpm it wrote.
@@ -24,8 +29,14 @@ fi
 case "$VERSION" in
     *-*) echo "build-rpm.sh: an rpm version cannot contain '-': $VERSION" >&2; exit 1 ;;
 esac
+TARGET=${PDAGENT_RPM_TARGET:-el9}
+case "$TARGET" in
+    el9) DEFAULT_SITELIB=/usr/lib/python3.9/site-packages ;;
+    el8) DEFAULT_SITELIB=/usr/lib/python3.6/site-packages ;;
+    *) echo "build-rpm.sh: PDAGENT_RPM_TARGET must be el8 or el9, not '$TARGET'" >&2; exit 1 ;;
+esac
 RELEASE=${PDAGENT_RPM_RELEASE:-1}
-SITELIB=${PDAGENT_RPM_PYTHON_SITELIB:-/usr/lib/python3.9/site-packages}
+SITELIB=${PDAGENT_RPM_PYTHON_SITELIB:-$DEFAULT_SITELIB}
 PYTHON_ABI=$(echo "$SITELIB" | sed -n 's#^.*/python\([0-9][0-9]*\.[0-9][0-9]*\)/site-packages/*$#\1#p')
 OUT=${PDAGENT_DIST_DIR:-$ROOT/dist}
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
@@ -60,11 +71,13 @@ tar -C "$WORK/tree" --owner=0 --group=0 -czf "$WORK/SOURCES/pdagent-$VERSION.tar
 cp "$ROOT/packaging/deb/unit-proxy.sh" "$ROOT/packaging/deb/old-copies.sh" "$WORK/SOURCES/"
 
 # --nodeps: the build host is not an rpm system (its rpm database is empty).
-# Off RHEL there is no python3-rpm-macros: python3_sitelib comes from here.
+# Off RHEL there is no python3-rpm-macros, nor %{rhel} and %{dist}: they come from here.
 rpmbuild -bb --nodeps --quiet \
     --define "_topdir $WORK" \
     --define "pdagent_version $VERSION" \
     --define "pdagent_release $RELEASE" \
+    --define "rhel ${TARGET#el}" \
+    --define "dist .$TARGET" \
     --define "python3_sitelib $SITELIB" \
     ${PYTHON_ABI:+--define "python3_version $PYTHON_ABI"} \
     --define "use_source_date_epoch_as_buildtime 1" \
@@ -75,6 +88,6 @@ rpmbuild -bb --nodeps --quiet \
     }
 
 mkdir -p "$OUT"
-RPM=$OUT/pdagent-$VERSION-$RELEASE.noarch.rpm
-cp "$WORK/RPMS/noarch/pdagent-$VERSION-$RELEASE.noarch.rpm" "$RPM"
+RPM=$OUT/pdagent-$VERSION-$RELEASE.$TARGET.noarch.rpm
+cp "$WORK/RPMS/noarch/pdagent-$VERSION-$RELEASE.$TARGET.noarch.rpm" "$RPM"
 echo "$RPM"

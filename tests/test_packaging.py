@@ -13,6 +13,7 @@ A tool that is missing skips its tests, except under CI=true, where it fails:
 `make test` installs lintian and rpm.
 """
 
+import collections
 import gzip
 import os
 import pwd
@@ -57,7 +58,13 @@ MAN_DIR = "usr/share/man/man1"
 MAN_LINKS = {f"{MAN_DIR}/pd-send.py.1.gz": "pd-send.1.gz", f"{MAN_DIR}/pd-queue.py.1.gz": "pd-queue.1.gz"}
 LINTIAN_OVERRIDES = "usr/share/lintian/overrides/pdagent"
 DEB_PYTHON_DIR = "usr/lib/python3/dist-packages"
-RPM_PYTHON_DIR = "usr/lib/python3.9/site-packages"  # build-rpm.sh's default
+# build-rpm.sh's targets: RHEL 9 runs python3 (3.9); RHEL 8 python3.6, since its /usr/bin/python3
+# is an alternative another python3X may take (packaging/README.md).
+RpmTarget = collections.namedtuple("RpmTarget", "python python_dir python_requires abi")
+RPM_TARGETS = {
+    "el9": RpmTarget("/usr/bin/python3", "usr/lib/python3.9/site-packages", "python3 >= 3.8", "3.9"),
+    "el8": RpmTarget("/usr/bin/python3.6", "usr/lib/python3.6/site-packages", "/usr/bin/python3.6", "3.6"),
+}
 DEPENDENCIES = ["python3 (>= 3.8)", "python3-requests", "python3-daemon", "python3-lockfile"]
 
 # The Agent guide's lines (users search for them to add their proxy settings).
@@ -93,8 +100,8 @@ def source_python_files():
                   if "__pycache__" not in path.parts)
 
 
-def launcher_text(module):
-    return f"#!/usr/bin/python3 -s\nimport sys\n\nfrom {module} import main\n\nsys.exit(main())\n"
+def launcher_text(module, python="/usr/bin/python3"):
+    return f"#!{python} -s\nimport sys\n\nfrom {module} import main\n\nsys.exit(main())\n"
 
 
 # -- building ------------------------------------------------------------------------------
@@ -128,18 +135,19 @@ def deb(tmp_path_factory):
     return {"path": path, "tree": tree, "control": control, "entries": entries, "links": links}
 
 
-@pytest.fixture(scope="module")
-def rpm(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(RPM_TARGETS))
+def rpm(request, tmp_path_factory):
+    """The .rpm for each of build-rpm.sh's targets (el8, el9)."""
     require("rpmbuild")
-    base = tmp_path_factory.mktemp("rpm")
-    path = build("build-rpm.sh", base / "dist")
+    base = tmp_path_factory.mktemp(f"rpm-{request.param}")
+    path = build("build-rpm.sh", base / "dist", PDAGENT_RPM_TARGET=request.param)
     fmt = "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]"
     listing = run(["rpm", "-qp", "--queryformat", fmt, str(path)], check=True).stdout
     entries = {}
     for line in listing.splitlines():
         perms, user, group, name = line.split(None, 3)
         entries[name.lstrip("/")] = (perms, f"{user}/{group}")
-    return {"path": path, "entries": entries}
+    return {"path": path, "entries": entries, "target": request.param, **RPM_TARGETS[request.param]._asdict()}
 
 
 def rpm_query(path, *args):
@@ -310,7 +318,7 @@ def test_rpm_scriptlets_never_follow_the_daemons_links(rpm):
         assert links_followed(body) == [], tag
         assert not CHOWN_CHMOD.search(body) and "install -d" not in body, tag
     for tag in ("POSTIN", "POSTTRANS"):
-        assert "(cd / && /usr/bin/python3 -I -m pdagent.layout)" in rpm_scriptlets(rpm["path"])[tag]
+        assert f"(cd / && {rpm['python']} -I -m pdagent.layout)" in rpm_scriptlets(rpm["path"])[tag]
 
 
 def test_proxy_lines_are_kept_in_roots_own_place(deb, rpm):
@@ -891,12 +899,12 @@ for act in (lambda: os.unlink({pending.name!r}),
 # -- .rpm ---------------------------------------------------------------------------------------
 
 
-def expected_rpm_entries():
+def expected_rpm_entries(python_dir):
     """path -> (perms, owner) of what the rpm holds, the same files as the .deb."""
     entries = {}
     for name in expected_deb_files():
         mode = "-rwxr-xr-x" if name in EXECUTABLES else "-rw-r--r--"
-        name = (name.replace(DEB_PYTHON_DIR, RPM_PYTHON_DIR)
+        name = (name.replace(DEB_PYTHON_DIR, python_dir)
                 .replace("lib/systemd/system/", "usr/lib/systemd/system/")
                 .replace("etc/init.d/", "etc/rc.d/init.d/"))
         if name.startswith("usr/share/doc/pdagent/") and name != "usr/share/doc/pdagent/README.md" \
@@ -914,9 +922,9 @@ def expected_rpm_entries():
 
 
 def test_rpm_files_modes_and_owners(rpm):
-    assert rpm["path"].name == f"pdagent-{VERSION}-1.noarch.rpm"
+    assert rpm["path"].name == f"pdagent-{VERSION}-1.{rpm['target']}.noarch.rpm"
     files = {name: value for name, value in rpm["entries"].items() if not value[0].startswith("d")}
-    expected = expected_rpm_entries()
+    expected = expected_rpm_entries(rpm["python_dir"])
     assert files == {name: value for name, value in expected.items() if not value[0].startswith("d")}
     for name, value in expected.items():
         if value[0].startswith("d"):
@@ -961,9 +969,11 @@ def test_spec_attr_lines_agree_with_the_layout_table():
 
 def test_rpm_requires_and_config_files(rpm):
     requires = {line.strip() for line in rpm_query(rpm["path"], "--requires").splitlines()}
-    for item in ("python3 >= 3.8", "python3-requests", "python3-daemon", "python3-lockfile",
-                 "python(abi) = 3.9", "shadow-utils"):
+    for item in (rpm["python_requires"], "python3-requests", "python3-daemon", "python3-lockfile",
+                 f"python(abi) = {rpm['abi']}", "shadow-utils"):
         assert item in requires, item
+    assert {item for item in requires if item.startswith(("python(abi)", "/usr/bin/python"))} \
+        == {f"python(abi) = {rpm['abi']}", rpm["python"]}  # one python, the launchers' own
     assert sorted(rpm_query(rpm["path"], "-c").split()) == ["/etc/pdagent.conf", "/etc/rc.d/init.d/pdagent"]
     assert "pdagent-integrations < 2" in rpm_query(rpm["path"], "--obsoletes")
 
@@ -979,7 +989,7 @@ def test_rpm_scriptlets_are_clean_sh(rpm, tag, tmp_path):
     result = run(["sh", "-n", str(script)])
     assert result.returncode == 0, result.stderr
     if tag == "POSTIN":
-        assert "/usr/bin/python3 -I -m compileall" in body and "systemctl" in body
+        assert f"{rpm['python']} -I -m compileall" in body and "systemctl" in body
 
 
 def test_rpm_launchers_and_unit(rpm, tmp_path):
@@ -990,7 +1000,7 @@ def test_rpm_launchers_and_unit(rpm, tmp_path):
     with tarfile.open(tmp_path / "payload.tar") as archive:
         archive.extractall(tree)
     for name, module in LAUNCHERS.items():
-        assert (tree / name).read_text() == launcher_text(module)
+        assert (tree / name).read_text() == launcher_text(module, rpm["python"])
     for name in COMMANDS:  # brp-compress may compress them again, the same text
         page = tree / MAN_DIR / f"{name}.1.gz"
         assert gzip.decompress(page.read_bytes()) == (ROOT / "man" / f"{name}.1").read_bytes()
@@ -1004,4 +1014,12 @@ def test_rpm_launchers_and_unit(rpm, tmp_path):
 def test_build_rpm_takes_a_version(tmp_path):
     require("rpmbuild")
     path = build("build-rpm.sh", tmp_path, PDAGENT_RPM_VERSION="2.0.0+test1", PDAGENT_RPM_RELEASE="2")
-    assert path.name == "pdagent-2.0.0+test1-2.noarch.rpm"
+    assert path.name == "pdagent-2.0.0+test1-2.el9.noarch.rpm"
+
+
+def test_build_rpm_refuses_an_unknown_target(tmp_path):
+    result = run(["sh", str(PACKAGING / "build-rpm.sh")],
+                 env={**os.environ, "PDAGENT_DIST_DIR": str(tmp_path), "PDAGENT_RPM_TARGET": "el7"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "build-rpm.sh: PDAGENT_RPM_TARGET must be el8 or el9, not 'el7'\n"
+    assert not list(tmp_path.iterdir())
