@@ -6,8 +6,12 @@ raw: a newline would forge a log line, an escape sequence would drive the
 terminal. Whatever Python does not call printable (control, format and
 separator characters, lone surrogates from undecodable file names) is shown
 as `repr()` writes it; printable text, ASCII space included, is left as it
-is.
+is. And the commands' stdout can show it at all: see utf8_stdout.
 """
+
+import codecs
+import io
+import sys
 
 
 def escape_controls(text):
@@ -19,3 +23,14 @@ def escape_controls(text):
 
 def _escape(char):
     return repr(char)[1:-1]  # \n, \x1b, \u202e, \udcff, ...
+
+
+def utf8_stdout():
+    """In the C locale, Python 3.6 (RHEL 8) writes stdout as ASCII and fails on any other
+    character, where 3.7 and later write UTF-8 (PEP 540): a key or a summary that is not
+    ASCII would fail a command whose work is done. Make stdout UTF-8 there, as 3.7 does.
+    (codecs and io are loaded at every start: importing them costs nothing.)"""
+    if sys.stdout is not None and codecs.lookup(sys.stdout.encoding).name == "ascii":  # None: closed
+        line_buffering = sys.stdout.line_buffering
+        sys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding="utf-8", errors="backslashreplace",
+                                      line_buffering=line_buffering)

@@ -23,7 +23,7 @@ import sys
 import time
 
 from pdagent.config import ConfigError, load_locations
-from pdagent.escape import escape_controls
+from pdagent.escape import escape_controls, utf8_stdout
 from pdagent.event import is_ascii_digits
 from pdagent.spool import (
     QUEUE_STATES,
@@ -408,6 +408,7 @@ def become_spool_owner(data_dir):
 
 
 def main(argv=None):
+    utf8_stdout()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     usage = command_parser(parser, args.command)

@@ -10,6 +10,7 @@ import sys
 
 from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import default_source, queue_v2_event
+from pdagent.escape import utf8_stdout
 from pdagent.event import (
     ALERT_ACTIONS,
     SEVERITIES,
@@ -243,6 +244,7 @@ def main(argv=None):
     except (ConfigError, EventError, SpoolError) as error:
         build_parser().error(str(error))
     if not args.quiet:
+        utf8_stdout()
         if dedup_key:
             print(f"Event processed. Incident Key: {dedup_key}")
         else:

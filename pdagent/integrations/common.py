@@ -9,6 +9,7 @@ import sys
 
 from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import queue_v2_event
+from pdagent.escape import utf8_stdout
 from pdagent.event import EventError
 from pdagent.spool import SpoolError
 
@@ -32,6 +33,7 @@ def queue_alert(parser, make_body):
                                       warn=lambda text: warn(prog, text))
     except (ConfigError, EventError, SpoolError) as error:
         parser.error(str(error))
+    utf8_stdout()
     print(f"Event processed. Incident Key: {dedup_key}")
     return 0
 
