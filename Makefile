@@ -1,6 +1,7 @@
 # Quick start: `make demo` (runs the agent end to end here), `make try` (a shell to send your own
 # events to it) and `make test` (the whole suite);
-# `make test-system` boots systemd in Debian trees and runs the .deb there (slower; CI runs both).
+# `make test-system` boots systemd in Debian trees and runs the .deb there (slower; CI runs both);
+# `make test-matrix` runs the fast tests on Python 3.6..3.13 with each distribution's libraries.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,8 +14,11 @@ why_shellcheck := checks the package's shell scripts (tests/test_packaging.py)
 # ... and the systemd system tests'.
 SYSTEM_TEST_TOOLS := debootstrap
 why_debootstrap := builds the Debian trees systemd boots in (tests/test_system_systemd.py)
+# ... and the Python matrix's.
+MATRIX_TOOLS := patchelf
+why_patchelf := points the copied Pythons at their own libpython (scripts/python_matrix.py)
 
-.PHONY: demo try test test-system lint bench deb rpm system-tools system-test-tools clean
+.PHONY: demo try test test-system test-matrix lint bench deb rpm system-tools system-test-tools matrix-tools clean
 
 $(VENV)/.installed: setup.py requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +48,9 @@ system-tools:
 system-test-tools:
 	$(call apt_install,$(SYSTEM_TEST_TOOLS))
 
+matrix-tools:
+	$(call apt_install,$(MATRIX_TOOLS))
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
@@ -56,6 +63,11 @@ test: venv system-tools lint
 test-system: venv system-tools system-test-tools
 	PDAGENT_SYSTEMD_TESTS=1 $(PY) -m pytest -s --durations=0 tests/test_system_systemd.py; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
+
+# The fast tests on every pyenv Python 3.6..3.13, each with a distribution's library versions
+# (constraints/; venvs cached in .matrix/). `make test-matrix ROWS="rhel-8 debian-13"`: those rows.
+test-matrix: venv system-tools matrix-tools
+	$(PY) scripts/python_matrix.py $(ROWS)
 
 demo: venv
 	$(PY) scripts/demo.py
@@ -73,7 +85,8 @@ deb:
 	packaging/build-deb.sh
 
 rpm: system-tools
-	packaging/build-rpm.sh
+	PDAGENT_RPM_TARGET=el9 packaging/build-rpm.sh
+	PDAGENT_RPM_TARGET=el8 packaging/build-rpm.sh
 
 clean:
-	rm -rf $(VENV) dist build tmp *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .matrix dist build tmp *.egg-info .pytest_cache .ruff_cache
