@@ -206,6 +206,7 @@ class ProxyWanting407:
 
     def __init__(self):
         import http.server
+        import socketserver
         import threading
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -225,7 +226,11 @@ class ProxyWanting407:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # http.server.ThreadingHTTPServer, which is Python 3.7+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
