@@ -72,7 +72,6 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     if len(data) > MAX_BODY_BYTES:
         raise EventError(f"event is {len(data)} bytes; the Events API takes at most {MAX_BODY_BYTES}")
     spool = Spool(locations.outqueue_dir, locations.db_dir)
-    spool.create_dirs()
     name = spool.enqueue(body["routing_key"], data)
     return body.get("dedup_key"), name
 

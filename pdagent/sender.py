@@ -29,9 +29,7 @@ from requests.adapters import HTTPAdapter
 
 from pdagent import __version__
 from pdagent.event import ENDPOINT_PATHS, is_ascii_digits
-
-DELIVERED, REJECTED, THROTTLED, FAILED, UNREACHABLE = (
-    "delivered", "rejected", "throttled", "failed", "unreachable")
+from pdagent.scheduler import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE
 
 
 class Outcome:
