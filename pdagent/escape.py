@@ -30,7 +30,10 @@ def utf8_stdout():
     character, where 3.7 and later write UTF-8 (PEP 540): a key or a summary that is not
     ASCII would fail a command whose work is done. Make stdout UTF-8 there, as 3.7 does.
     (codecs and io are loaded at every start: importing them costs nothing.)"""
-    if sys.stdout is not None and codecs.lookup(sys.stdout.encoding).name == "ascii":  # None: closed
+    # Only a real text stream is rewrapped: stdout may be closed (None), or a stand-in
+    # (a test's capture) with no encoding or no buffer to detach.
+    encoding = getattr(sys.stdout, "encoding", None)
+    if encoding and codecs.lookup(encoding).name == "ascii" and isinstance(sys.stdout, io.TextIOWrapper):
         line_buffering = sys.stdout.line_buffering
         sys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding="utf-8", errors="backslashreplace",
                                       line_buffering=line_buffering)
