@@ -463,11 +463,15 @@ class Spool:
             raise SpoolError("not a JSON object")
         return entry
 
+    def _reason_path(self, name):
+        """Where `reject` records why an err/ event was rejected."""
+        return os.path.join(self.errors_dir, name + ".json")
+
     def error_reason(self, name):
         """What `reject` recorded of an err/ event (a dict), or None."""
         import json
         try:
-            reason = json.loads(read_regular_file(os.path.join(self.errors_dir, name + ".json"), 64 * 1024))
+            reason = json.loads(read_regular_file(self._reason_path(name), 64 * 1024))
         except (OSError, SpoolError, ValueError, RecursionError):
             return None
         return reason if isinstance(reason, dict) else None
@@ -482,7 +486,7 @@ class Spool:
         import json
         os.makedirs(self.errors_dir, exist_ok=True)
         record = dict(reason, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_file_atomically(os.path.join(self.errors_dir, name + ".json"),
+        write_file_atomically(self._reason_path(name),
                               json.dumps(record).encode(), mode=0o640)
         self.move(name, from_state, "err")
 
@@ -498,10 +502,7 @@ class Spool:
                 except FileNotFoundError:
                     continue  # cleaned up meanwhile
                 moved += 1
-                try:
-                    os.unlink(os.path.join(self.errors_dir, name + ".json"))
-                except OSError:
-                    pass
+                _unlink_quietly(self._reason_path(name))
             if moved:  # so that a power cut does not quietly undo the retry
                 fsync_directory(os.path.join(self.outqueue_dir, "pdq"))
                 fsync_directory(os.path.join(self.outqueue_dir, "err"))
@@ -521,7 +522,7 @@ class Spool:
                 except FileNotFoundError:
                     continue  # cleaned up meanwhile
                 removed += 1
-                _unlink_quietly(os.path.join(self.errors_dir, name + ".json"))
+                _unlink_quietly(self._reason_path(name))
             if removed:  # so that a power cut does not bring them back
                 fsync_directory(os.path.join(self.outqueue_dir, "err"))
         return removed
