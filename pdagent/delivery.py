@@ -41,10 +41,19 @@ from pdagent.scheduler import (
     GONE,
     REJECTED,
     UNREACHABLE,
+    Listed,
     Scheduler,
 )
 from pdagent.sender import Outcome
-from pdagent.spool import SpoolError, event_file_name, fsync_directory, parse_file_name
+from pdagent.spool import (
+    NAME_GONE,
+    NAME_REPLACED,
+    SpoolError,
+    event_file_name,
+    fsync_directory,
+    parse_entry,
+    parse_file_name,
+)
 from pdagent.watch import open_watch
 
 log = logging.getLogger("pdagent.delivery")
@@ -56,9 +65,8 @@ SYNC_BATCH_SECS = 0.02  # a batch of moves waits at most this long for its fsync
 # With inotify working, the periodic rescan is only a safety net: it may take
 # at most this share of the time (a million names take seconds to list).
 RESCAN_TIME_SHARE = 0.02
-# pdq/'s mtime is kept at the newest enqueue time seen, but never further
-# ahead of the clock than this (a name from another user can claim any time).
-MAX_CLOCK_LEAD_US = 86400 * 1_000_000
+MAX_WARNED_NAMES = 10000  # names whose skipping was logged (once each)
+MAX_UNMOVABLE = 10000     # entries that could not be moved to err/, passed over
 
 
 def mask_key(routing_key):
@@ -72,6 +80,32 @@ def mask_name(name):
     if parsed:
         return event_file_name(parsed[0], mask_key(parsed[1]))
     return f"<{len(name)}-character name ending {name[-4:]!r}>"
+
+
+class Attempt:
+    """One try at an event: the answer (an Outcome), what it was (action, dedup key) and the
+    inode that was read (None if nothing was)."""
+
+    __slots__ = ("inode", "outcome", "summary")
+
+    def __init__(self, outcome, summary=("-", "-"), inode=None):
+        self.outcome = outcome
+        self.summary = summary
+        self.inode = inode
+
+
+class Move:
+    """What became of an answered event's file: `left_queue` (no longer pending: moved, gone,
+    replaced or passed over), `moved` (by us, to be made durable), `replaced` (its owner put
+    another entry under its name), `failure` (why it could not be moved; it stays pending)."""
+
+    __slots__ = ("failure", "left_queue", "moved", "replaced")
+
+    def __init__(self, left_queue=False, moved=False, replaced=False, failure=None):
+        self.left_queue = left_queue
+        self.moved = moved
+        self.replaced = replaced
+        self.failure = failure
 
 
 class Engine:
@@ -103,7 +137,7 @@ class Engine:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._warned_names = set()
-        self._unmovable = set()  # bad entries that cannot be moved to err/: skipped, not retried
+        self._unmovable = set()  # inodes of bad entries that cannot be moved to err/: passed over
         self._lock_failure_logged = False
         self._sync_failure_logged = False
         self._stopping = False
@@ -209,35 +243,19 @@ class Engine:
     # -- the index of pending events -------------------------------------------
 
     def _open_watch(self):
-        watch = open_watch(self.pdq_dir)
-        if watch is not None:
-            self._keep_pdq_mtime_ahead()
-        return watch
+        return open_watch(self.pdq_dir)
 
     def _rescan_interval(self, watch):
         if watch is None:
             return self.config.send_interval_secs  # the only way new events are found
         return max(self.config.send_interval_secs, self._rescan_secs / RESCAN_TIME_SHARE)
 
-    def _skipped(self, name):
-        if name not in self._warned_names and len(self._warned_names) < 10000:
+    def _skipped(self, name, why):
+        """Any local user may create names in pdq/: each one that is no event is passed
+        over, and logged once (masked, escaped), whatever it is called."""
+        if name not in self._warned_names and len(self._warned_names) < MAX_WARNED_NAMES:
             self._warned_names.add(name)
-            log.warning("skipping %r in pdq/: not an event file name (<time>_<key>.txt)",
-                        mask_name(name))
-
-    def _parse(self, name):
-        """(enqueue time, routing key) of a pdq/ name in the agent's format, else None (logged once).
-
-        Any local user may create names in pdq/: parse_file_name takes any
-        string without raising (tests/test_spool_names.py proves it), so no
-        name can stop the rescan or the inotify path.
-        """
-        if name in self._unmovable:
-            return None
-        parsed = parse_file_name(name)
-        if parsed is None:
-            self._skipped(name)
-        return parsed
+            log.warning("skipping %r in pdq/: %s", mask_name(name), why)
 
     def _list_pending(self, first=False):
         """Rebuild the index from a full listing of pdq/ (at start, and as the safety net
@@ -246,25 +264,31 @@ class Engine:
         started = self.clock()
         with self._lock:
             self.scheduler.begin_listing()
+        found, events, inodes = {}, 0, set()
         try:
-            found = self.spool.pending_stamps(skipped=self._skipped)
+            for chunk in self.spool.pending_files(skipped=self._skipped):
+                for pending in chunk:
+                    if pending.inode in self._unmovable:
+                        inodes.add(pending.inode)
+                        continue
+                    listed = found.get(pending.routing_key)
+                    if listed is None:
+                        listed = found[pending.routing_key] = Listed()
+                    listed.append(pending.changed_ns, pending.stamp, pending.owner)
+                    events += 1
         except SpoolError as error:
             log.error("%s", error)
             with self._lock:
                 self.scheduler.abort_listing()
             return
-        for name in self._unmovable:
-            stamp, routing_key = parse_file_name(name)
-            if stamp in found.get(routing_key, ()):
-                found[routing_key].remove(stamp)
-        events, keys = sum(map(len, found.values())), len(found)
+        self._unmovable &= inodes  # what left pdq/ is forgotten
+        keys = len(found)
         with self._lock:
             self.scheduler.end_listing(found)
             self._changed.notify_all()
         self._rescan_secs = self.clock() - started
         log.log(logging.INFO if first else logging.DEBUG, "indexed %d pending event(s) of %d key(s) in %.2f s",
                 events, keys, self._rescan_secs)
-        self._keep_pdq_mtime_ahead()
 
     def _start_rescan(self):
         """List pdq/ again on a thread of its own (once more after it, if one is running)."""
@@ -298,31 +322,18 @@ class Engine:
         elif overflowed:
             log.info("inotify queue overflowed: rescanning %s", self.pdq_dir)
             self._start_rescan()
-        parsed = [pair for pair in map(self._parse, names) if pair]
-        if parsed:
-            with self._lock:
-                for stamp, routing_key in parsed:
-                    self.scheduler.add(routing_key, stamp)
-                self._changed.notify_all()
-            self._keep_pdq_mtime_ahead()
+        self._arrived(names)
         return watch
 
-    def _keep_pdq_mtime_ahead(self):
-        """After the wall clock stepped back, keep pdq/'s mtime at the newest enqueue time seen.
-
-        Writers take the later of now and pdq/'s mtime (spool.py), but each new
-        name or move sets that mtime to the (now earlier) time: put back, it
-        keeps a later event of a key sorting after the earlier ones.
-        """
-        now_us = int(time.time() * 1_000_000)  # not time_ns(): Python 3.6 has none
-        newest = self.scheduler.highest_stamp
-        if newest < now_us:
-            return  # the usual case: the clock is ahead of every name
-        ahead_ns = min(newest, now_us + MAX_CLOCK_LEAD_US) * 1000
-        try:
-            os.utime(self.pdq_dir, ns=(ahead_ns, ahead_ns))
-        except OSError as error:
-            log.debug("cannot set the time of %s: %s", self.pdq_dir, error.strerror)
+    def _arrived(self, names):
+        """Index entries seen arriving in pdq/ (one lstat each, outside the lock)."""
+        arrivals = [pending for pending in (self.spool.pending_file(name, self._skipped) for name in names)
+                    if pending is not None and pending.inode not in self._unmovable]
+        if arrivals:
+            with self._lock:
+                for pending in arrivals:
+                    self.scheduler.add(pending.routing_key, pending.stamp, pending.changed_ns, pending.owner)
+                self._changed.notify_all()
 
     # -- sender threads ---------------------------------------------------------
 
@@ -340,45 +351,49 @@ class Engine:
             routing_key, enqueue_time = job
             name = event_file_name(enqueue_time, routing_key)
             try:
-                outcome, summary = self._send(name, routing_key)
+                attempt = self._send(name, routing_key)
             except Exception as error:  # never lose the thread: the event stays queued
                 log.exception("unexpected error sending %s", mask_name(name))
-                outcome, summary = Outcome(UNREACHABLE, reason=f"internal error: {error!r}"), None
-            self._handle(routing_key, name, outcome, summary)
+                attempt = Attempt(Outcome(UNREACHABLE, reason=f"internal error: {error!r}"))
+            self._handle(routing_key, name, attempt)
 
     def _send(self, name, routing_key):
-        """Read, convert and POST one event of `routing_key`; (Outcome, (action, dedup key))."""
+        """Read, convert and POST one event of `routing_key`."""
         try:
-            entry = self.spool.read_entry("pdq", name)
+            data, inode = self.spool.read_pending(name)
         except FileNotFoundError:
-            return Outcome(GONE), None
+            return Attempt(Outcome(GONE))
         except SpoolError as error:
-            return Outcome(BAD_ENTRY, reason=str(error)), None
+            # A regular file we cannot read goes to err/ with the reason; anything else
+            # (a directory, FIFO or link put there since it was indexed) is passed over.
+            return Attempt(Outcome(BAD_ENTRY, reason=str(error)), inode=self.spool.regular_file_inode(name))
         try:
-            endpoint, body = entry_to_request(entry, self.source_host())
+            endpoint, body = entry_to_request(parse_entry(data), self.source_host())
+        except SpoolError as error:
+            return Attempt(Outcome(BAD_ENTRY, reason=str(error)), inode=inode)
         except EventError as error:
-            return Outcome(BAD_ENTRY, reason=f"invalid event: {error}"), None
+            return Attempt(Outcome(BAD_ENTRY, reason=f"invalid event: {error}"), inode=inode)
         except Exception as error:  # an entry no check foresaw must not block its key
             log.exception("cannot convert %s", mask_name(name))
-            return Outcome(BAD_ENTRY, reason=f"invalid event: {error!r}"), None
-        action = body.get("event_action", "change")
-        summary = (action, body.get("dedup_key", "-"))
+            return Attempt(Outcome(BAD_ENTRY, reason=f"invalid event: {error!r}"), inode=inode)
+        summary = (body.get("event_action", "change"), body.get("dedup_key", "-"))
         if body["routing_key"] != routing_key:
             # Sent under the body's key, a file could take the name's place in line
             # and hold up that key's events (a throttled key never ends): refused.
-            return Outcome(BAD_ENTRY, reason="the routing key in the event differs from the one "
-                                             "in its file name"), summary
-        return self.api.post(endpoint, body), summary
+            return Attempt(Outcome(BAD_ENTRY, reason="the routing key in the event differs from the one "
+                                                     "in its file name"), summary, inode)
+        return Attempt(self.api.post(endpoint, body), summary, inode)
 
     # -- answers -------------------------------------------------------------
 
-    def _handle(self, routing_key, name, outcome, summary):
+    def _handle(self, routing_key, name, attempt):
         """Act on one answer: move the file, count, back off; then give the key back to the schedule.
 
         The file is moved holding only the queue lock, never the schedule's: a
         `pd-queue retry` that holds the queue lock (even suspended) stops this
         sender, not the main loop or the other keys' bookkeeping.
         """
+        outcome = attempt.outcome
         kind = outcome.kind
         limit = self.config.retry_limit_for_possible_errors
         gives_up = False
@@ -387,25 +402,29 @@ class Engine:
                 gives_up = self.scheduler.count_failure(routing_key) >= limit
             if gives_up:
                 outcome.reason += f" ({limit} failures in a row: moved to the error queue)"
-        left_queue = moved = False
+        target = "suc" if kind == DELIVERED else "err"
+        if not (kind in (DELIVERED, REJECTED, BAD_ENTRY) or gives_up):
+            move = Move(left_queue=kind == GONE)
+        elif attempt.inode is None:
+            move = Move(left_queue=True)  # not a regular file: passed over, never moved
+        else:
+            move = self._move_out(name, attempt.inode, target, outcome)
+            if move.failure is not None:
+                log.error("cannot move %s to %s/: %s", mask_name(name), target, move.failure)
         finish_kind, reason = kind, outcome.reason
-        if kind in (DELIVERED, REJECTED, BAD_ENTRY) or gives_up:
-            target = "suc" if kind == DELIVERED else "err"
-            left_queue, moved, failure = self._move_out(name, target, outcome)
-            if failure is not None:
-                log.error("cannot move %s to %s/: %s", mask_name(name), target, failure)
-                finish_kind, reason = FAILED, failure  # kept, and the key backs off rather than spin
-        elif kind == GONE:
-            left_queue = True
-        self._log(name, routing_key, outcome, summary)
+        if move.failure is not None:
+            finish_kind, reason = FAILED, move.failure  # kept, and the key backs off rather than spin
+        if move.replaced:
+            finish_kind = GONE if kind in (BAD_ENTRY, GONE) else kind  # its owner's doing, not the key's
+        self._log(name, routing_key, outcome, attempt.summary)
         with self._lock:
-            if moved:
+            save_was_wanted = self.scheduler.saved_changed or self.state.dirty
+            if move.moved:
                 self.state.count("delivered" if target == "suc" else "failed")
-            save_was_wanted = self.scheduler.saved_changed
-            self.scheduler.finish(routing_key, finish_kind, left_queue, moved=moved,
+            self.scheduler.finish(routing_key, finish_kind, move.left_queue, moved=move.moved,
                                   retry_after=outcome.retry_after if finish_kind == kind else None,
                                   reason=reason)
-            if moved:
+            if move.moved:
                 if not self._unsynced_keys:
                     self._unsynced_since = self.clock()
                     self._sync_wanted.notify()  # starts the syncer's batch
@@ -414,44 +433,48 @@ class Engine:
             if self.scheduler.ready_count():
                 self._changed.notify()
             due = self.scheduler.next_deadline()
+            save_wanted = self.scheduler.saved_changed or self.state.dirty
             main_loop_must_look = ((due is not None and due < self._main_loop_deadline)
-                                   or (self.scheduler.saved_changed and not save_was_wanted))
-        if main_loop_must_look:  # a deadline it does not know of, or a back-off to save
+                                   or (save_wanted and not save_was_wanted))
+        if move.replaced:
+            self._arrived([name])  # whatever its owner put there is an entry of its own
+        if main_loop_must_look:  # a deadline it does not know of, or counters or a back-off to save
             self.wake()
 
-    def _move_out(self, name, target, outcome):
-        """Move an answered event to suc/ or err/ under the queue lock.
+    def _move_out(self, name, inode, target, outcome):
+        """Move an answered event to suc/ or err/ under the queue lock, if the name still
+        holds the entry that was read (`inode`).
 
-        Returns (left pdq/, moved by us, why it could not be moved or None). A
-        stop while another process holds the lock leaves the event queued
+        A stop while another process holds the lock leaves the event queued
         (sent again after the restart).
         """
         lock = self.spool.lock(required=False, on_failure=self._lock_failed)
         while not lock.acquire(wait=False):
             if self._stopping:
-                return False, False, None
+                return Move()
             time.sleep(LOCK_RETRY_SECS)
         try:
-            if target == "suc":
-                self.spool.move(name, "pdq", "suc")
-            else:
-                self.spool.reject(name, {"status": outcome.status, "reason": outcome.reason,
-                                         "kind": outcome.kind})
-        except FileNotFoundError:
-            return True, False, None  # moved away meanwhile (by hand)
+            reason = None if target == "suc" else {"status": outcome.status, "reason": outcome.reason,
+                                                   "kind": outcome.kind}
+            done = self.spool.move_pending(name, inode, target, reason)
         except OSError as error:
             if outcome.kind == BAD_ENTRY:
-                # Not an event at all (e.g. a directory another user made, which we
-                # may not move): skip it for good rather than block the key behind it.
-                self._unmovable.add(name)
+                # Not an event, and we may not move it: pass over this entry (not the name) for good
+                # rather than block the key behind it.
+                if len(self._unmovable) < MAX_UNMOVABLE:
+                    self._unmovable.add(inode)
                 log.error("skipping %s in pdq/: %s, and it cannot be moved to err/: %s",
                           mask_name(name), outcome.reason, error.strerror)
-                return True, False, None
+                return Move(left_queue=True)
             # Answered but not moved: it stays pending and may be sent again (at least once).
-            return False, False, error.strerror
+            return Move(failure=error.strerror)
         finally:
             lock.release()
-        return True, True, None
+        if done == NAME_GONE:
+            return Move(left_queue=True)  # moved away meanwhile (by its owner)
+        if done == NAME_REPLACED:
+            return Move(left_queue=True, replaced=True)
+        return Move(left_queue=True, moved=True)
 
     def _lock_failed(self, error):
         # db/ lost its lock file and cannot make another: go on unlocked (pd-queue
@@ -464,7 +487,7 @@ class Engine:
     def _log(self, name, routing_key, outcome, summary):
         if outcome.kind == GONE:
             return
-        action, dedup_key = summary or ("-", "-")
+        action, dedup_key = summary
         line = (f"event {mask_name(name)} key={mask_key(routing_key)} action={action} "
                 f"dedup_key={dedup_key} status={outcome.status or '-'} result={outcome.kind}")
         if outcome.kind == DELIVERED:
@@ -516,7 +539,6 @@ class Engine:
                 if not self._sync_failure_logged:
                     self._sync_failure_logged = True
                     log.error("cannot fsync %s: %s", directory, error.strerror)
-        self._keep_pdq_mtime_ahead()
         with self._lock:
             self.scheduler.synced(keys)
             self._changed.notify_all()

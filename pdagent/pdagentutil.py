@@ -79,13 +79,12 @@ def get_stats(queue, service_key=None):
     without the per-key split; "aggregate" the daemon's counters.
     """
     now_us = int(time.time() * 1_000_000)
-    stamps = {}  # routing key -> {state label: [enqueue times]}
+    stamps = {}  # routing key -> {state label: [times, microseconds]}
     if service_key is not None:
         stamps[service_key] = {}
     for state, label in _STATE_LABELS:
-        for name in queue.names(state, service_key):
-            enqueue_time_us, key = parse_file_name(name)
-            stamps.setdefault(key, {}).setdefault(label, []).append(enqueue_time_us)
+        for key, time_us in _event_times(queue, state, service_key):
+            stamps.setdefault(key, {}).setdefault(label, []).append(time_us)
     snapshot = {key: {label: _state_stats(now_us, [by_label.get(label, [])]) for _, label in _STATE_LABELS}
                 for key, by_label in stamps.items()}
     saved = read_state(queue.db_dir)
@@ -102,6 +101,21 @@ def get_stats(queue, service_key=None):
 
 
 _STATE_LABELS = (("pdq", "pending_events"), ("suc", "succeeded_events"), ("err", "failed_events"))
+
+
+def _event_times(queue, state, service_key):
+    """(routing key, time in microseconds) of each event in `state`: for pending events when
+    they came (ctime: no name another user chose says how long one waits), for the others
+    their enqueue time."""
+    if state == "pdq":
+        for chunk in queue.pending_files():
+            for pending in chunk:
+                if service_key is None or pending.routing_key == service_key:
+                    yield pending.routing_key, pending.changed_ns // 1000
+        return
+    for name in queue.names(state, service_key):
+        enqueue_time_us, key = parse_file_name(name)
+        yield key, enqueue_time_us
 
 
 def _state_stats(now_us, stamps_per_key):

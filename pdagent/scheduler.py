@@ -8,22 +8,33 @@ through clock steps, restarts and days of simulated time in milliseconds.
 Invariants:
 - Per routing key, at most one event is out of the queue at a time: SENDING
   while its POST runs, then SYNCING until its move out of pdq/ is on disk.
-  The next event a key sends is always its oldest pending enqueue time, so a
+  The next event a key sends is always the first in its queue order, so a
   resolve never overtakes its trigger, and a power cut can undo at most the
   last move of each key.
-- A key is in exactly one state (KEY_STATES). READY keys take turns in a FIFO
-  (round robin), so a busy, paced or backed-off key never delays another;
-  each WAITING key has exactly one entry in the heap of deadlines.
+- Queue order is when each entry came, as the kernel saw it (its ctime),
+  ties broken by the name's stamp; never the stamp alone, which any user
+  chooses. An entry seen arriving (inotify) with an earlier ctime than one
+  of its key's already known (the wall clock stepped back) is placed after
+  them, and keeps that place across listings (`_Key.placed`) while the
+  daemon runs.
+- A key is in exactly one state (IDLE, READY, WAITING, SENDING, SYNCING).
+  READY keys take turns per owner, then per key: the local accounts whose
+  events are first in line take turns (round robin), and each account's
+  ready keys take turns among themselves, so one account's many keys delay
+  another's page by at most one send per busy account. Each WAITING key has
+  exactly one entry in the heap of deadlines.
 - Every deadline is on the injected monotonic clock: a step of the wall
   clock changes nothing here. Wall time comes in only as an argument, when
   back-offs are saved for state.json or restored from it.
 - Back-off from failures lives in memory only: a restart tries every key at
   once. The one deadline that survives a restart is the API's own (429 with
   Retry-After), which `saved_keys` reports and `restore` takes back.
-- Pacing: at most `max_per_minute` sends per key in any 60 s (PagerDuty's
-  window), so bursts wait here instead of bouncing with 429.
-- Pending enqueue times are kept per key in ascending arrays of 8-byte
-  integers, so a million-event backlog costs 8 MB, not a list of int objects.
+- Pacing: at most `max_per_minute` POSTs per key in any 60 s (PagerDuty's
+  window), so bursts wait here instead of bouncing with 429. An attempt
+  that sent nothing (the entry was gone, or no event) does not count.
+- Pending events are kept per key in parallel arrays of integers (order,
+  stamp, owner), so a million-event backlog costs 20 bytes an event, not a
+  list of objects.
 """
 
 import collections
@@ -42,6 +53,7 @@ UNREACHABLE = "unreachable"    # network, DNS, proxy, TLS: back off, never err/
 GONE = "gone"                  # the file left pdq/ before its turn (moved by hand)
 BAD_ENTRY = "bad entry"        # not an event we can send: err/ unsent
 BACK_OFF_KINDS = (THROTTLED, FAILED, UNREACHABLE)
+UNSENT_KINDS = (GONE, BAD_ENTRY)    # no POST was made: the attempt takes no pacing slot
 
 # Where a routing key is in the schedule.
 IDLE = "idle"          # nothing pending, or just finished and not yet placed
@@ -49,107 +61,164 @@ READY = "ready"        # in the round robin
 WAITING = "waiting"    # in the deadline heap: paced or backed off
 SENDING = "sending"    # one event out for its POST
 SYNCING = "syncing"    # its last event moved out of pdq/; waiting for the directory fsync
-KEY_STATES = (IDLE, READY, WAITING, SENDING, SYNCING)
 
 PACING_WINDOW_SECS = 60.0
 MIN_RETRY_AFTER_SECS = 1.0      # `Retry-After: 0` must not make a hot loop
 MAX_RETRY_AFTER_SECS = 3600.0   # nor a huge one stop a key for days
 MAX_BACKOFF_EXPONENT = 30
 
-_SORT_RUN = 65536   # sorted() takes this many at once: a list of ints costs 36 bytes each
+_SORT_RUN = 65536   # sorted() takes at most this many at once (it builds a list of tuples)
 _BUCKETS = 64
 
 
-def sorted_stamps(stamps):
-    """A new ascending array of the array `stamps`, which is emptied on the way.
+class Listed:
+    """Events of one key as a listing found them, in no order: parallel arrays."""
 
-    Past `_SORT_RUN` items the stamps are split into buckets by value and each
+    __slots__ = ("orders", "owners", "stamps")
+
+    def __init__(self, orders=None, stamps=None, owners=None):
+        self.orders = orders if orders is not None else array("q")
+        self.stamps = stamps if stamps is not None else array("q")
+        self.owners = owners if owners is not None else array("I")
+
+    def __len__(self):
+        return len(self.stamps)
+
+    def append(self, order, stamp, owner):
+        self.orders.append(order)
+        self.stamps.append(stamp)
+        self.owners.append(owner)
+
+
+def sorted_events(listed):
+    """A new Listed of `listed`'s events by (order, stamp); `listed` is emptied on the way.
+
+    Past `_SORT_RUN` events they are split into buckets by order and each
     bucket sorted on its own (a clump is split again), so no list of all of
     them is ever built.
     """
-    if len(stamps) > _SORT_RUN:
-        low, high = min(stamps), max(stamps)
+    orders = listed.orders
+    if len(orders) > _SORT_RUN:
+        low, high = min(orders), max(orders)
         if low < high:
             width = (high - low) // _BUCKETS + 1
-            buckets = [array("q") for _ in range(_BUCKETS)]
-            for stamp in stamps:
-                buckets[(stamp - low) // width].append(stamp)
-            del stamps[:]
-            result = array("q")
+            buckets = [Listed() for _ in range(_BUCKETS)]
+            for order, stamp, owner in zip(orders, listed.stamps, listed.owners):
+                buckets[(order - low) // width].append(order, stamp, owner)
+            _empty(listed)
+            result = Listed()
             for bucket in buckets:
-                result.extend(sorted_stamps(bucket))
+                part = sorted_events(bucket)
+                result.orders.extend(part.orders)
+                result.stamps.extend(part.stamps)
+                result.owners.extend(part.owners)
             return result
-    result = array("q", sorted(stamps))
-    del stamps[:]
-    return result
+    rows = sorted(zip(orders, listed.stamps, listed.owners))
+    _empty(listed)
+    return Listed(array("q", [row[0] for row in rows]), array("q", [row[1] for row in rows]),
+                  array("I", [row[2] for row in rows]))
 
 
-class PendingStamps:
-    """One key's pending enqueue times, ascending: an array with a moving head."""
+def _empty(listed):
+    del listed.orders[:], listed.stamps[:], listed.owners[:]
 
-    __slots__ = ("_head", "_stamps")
+
+class PendingEvents:
+    """One key's pending events in queue order: parallel arrays with a moving head."""
+
+    __slots__ = ("_head", "_orders", "_owners", "_stamps")
     _COMPACT_AFTER = 4096
 
-    def __init__(self, ascending=None):
-        self._stamps = ascending if ascending is not None else array("q")
+    def __init__(self, ordered=None):
+        ordered = ordered if ordered is not None else Listed()
+        self._orders, self._stamps, self._owners = ordered.orders, ordered.stamps, ordered.owners
         self._head = 0
 
     def __len__(self):
         return len(self._stamps) - self._head
 
-    def __iter__(self):
-        return iter(self._stamps[self._head:])
+    def stamps(self):
+        return self._stamps[self._head:]
 
     def first(self):
-        return self._stamps[self._head]
+        """(order, stamp, owner) of the event that goes next."""
+        head = self._head
+        return self._orders[head], self._stamps[head], self._owners[head]
 
-    def add(self, stamp):
-        """Insert `stamp` in order; False if it is there already."""
-        stamps = self._stamps
-        if len(stamps) == self._head or stamp > stamps[-1]:
-            stamps.append(stamp)  # the usual case: newer than everything pending
+    def last_order(self):
+        return self._orders[-1] if len(self) else None
+
+    def position(self, order, stamp):
+        """Where (order, stamp) goes, and whether that very event is there already."""
+        orders, stamps = self._orders, self._stamps
+        at = bisect_left(orders, order, self._head)
+        while at < len(orders) and orders[at] == order and stamps[at] < stamp:
+            at += 1
+        return at, at < len(orders) and orders[at] == order and stamps[at] == stamp
+
+    def add(self, order, stamp, owner):
+        """Insert the event in order; False if it is there already."""
+        orders = self._orders
+        if len(orders) == self._head or (order, stamp) > (orders[-1], self._stamps[-1]):
+            self._append(order, stamp, owner)  # the usual case: after everything pending
             return True
-        at = bisect_left(stamps, stamp, self._head)
-        if stamps[at] == stamp:
+        at, present = self.position(order, stamp)
+        if present:
             return False
         if at == self._head and self._head:
             self._head -= 1  # an event put back at the front: reuse the slot it left
-            stamps[self._head] = stamp
+            at = self._head
+            orders[at], self._stamps[at], self._owners[at] = order, stamp, owner
         else:
-            stamps.insert(at, stamp)
+            orders.insert(at, order)
+            self._stamps.insert(at, stamp)
+            self._owners.insert(at, owner)
         return True
 
+    def _append(self, order, stamp, owner):
+        self._orders.append(order)
+        self._stamps.append(stamp)
+        self._owners.append(owner)
+
     def remove(self, stamp):
-        at = bisect_left(self._stamps, stamp, self._head)
-        if at < len(self._stamps) and self._stamps[at] == stamp:
-            del self._stamps[at]
+        """Take out the event of `stamp` (a key's stamps are unique: they are its names)."""
+        try:
+            at = self._head + self._stamps[self._head:].index(stamp)  # array.index takes no start before 3.10
+        except ValueError:
+            return
+        del self._orders[at], self._stamps[at], self._owners[at]
 
     def pop_first(self):
-        stamp = self._stamps[self._head]
+        event = self.first()
         self._head += 1
         if self._head >= self._COMPACT_AFTER and self._head * 2 >= len(self._stamps):
-            del self._stamps[:self._head]
+            head = self._head
+            del self._orders[:head], self._stamps[:head], self._owners[:head]
             self._head = 0
-        return stamp
+        return event
 
 
 class _Key:
     """One routing key: its pending events, its state, its pacing and back-off."""
 
-    __slots__ = ("backoff_until", "backoffs", "failures", "in_flight", "pending", "reason",
+    __slots__ = ("backoff_until", "backoffs", "failures", "in_flight", "pending", "placed", "reason",
                  "recent_sends", "routing_key", "state", "throttled")
 
     def __init__(self, routing_key, max_per_minute):
         self.routing_key = routing_key
-        self.pending = PendingStamps()
+        self.pending = PendingEvents()
+        self.placed = None     # {stamp: order} of events placed after a backward clock step
         self.state = IDLE
-        self.in_flight = None  # the enqueue time SENDING or SYNCING
+        self.in_flight = None  # (order, stamp, owner) of the event SENDING or SYNCING
         self.recent_sends = collections.deque(maxlen=max_per_minute or 1)
         self.backoffs = 0          # back-offs in a row: sets the next wait
         self.failures = 0          # failures in a row of the oldest event that may be its own (5xx, timeouts)
         self.backoff_until = 0.0   # monotonic
         self.throttled = False     # the back-off is the API's own deadline (429 with Retry-After)
         self.reason = ""
+
+    def in_flight_stamp(self):
+        return self.in_flight[1] if self.in_flight is not None else None
 
 
 class Scheduler:
@@ -165,8 +234,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.keys = {}
         self.in_flight = 0
-        self.highest_stamp = 0   # the newest enqueue time ever seen
-        self._ready = collections.deque()
+        self._ready = _Turns()
         self._waiting = []       # heap of (deadline, routing key), one per WAITING key
         self._listing = None     # while a listing of pdq/ is taken: what changed meanwhile
         self.saved_changed = False  # what saved_keys reports has changed since it was last saved
@@ -179,26 +247,39 @@ class Scheduler:
             record = self.keys[routing_key] = _Key(routing_key, self.max_per_minute)
         return record
 
-    def add(self, routing_key, stamp):
-        """A new event file (routing key, enqueue time) was found in pdq/."""
+    def add(self, routing_key, stamp, changed, owner):
+        """A new event file was seen arriving in pdq/: its key, its name's stamp, its ctime
+        (`changed`) and the uid that owns it.
+
+        An arrival whose ctime is before the last event the key has pending came
+        after it all the same (the clock stepped back): it goes last.
+        """
         record = self._record(routing_key)
-        if stamp == record.in_flight and record.state in (SENDING, SYNCING):
+        if stamp == record.in_flight_stamp():
             return  # the one out already, seen again by a listing or a late notification
-        if self._put_back(record, stamp):
-            self.highest_stamp = max(self.highest_stamp, stamp)
+        if record.placed and stamp in record.placed:
+            return  # placed after a clock step already
+        order = changed
+        last = record.pending.last_order()
+        if last is not None and changed < last and not record.pending.position(changed, stamp)[1]:
+            order = last + 1
+            if record.placed is None:
+                record.placed = {}
+            record.placed[stamp] = order
+        self._put_back(record, (order, stamp, owner))
         self._place(record)
 
-    def _put_back(self, record, stamp):
-        """Add `stamp` to the key's pending events (and to what a listing under way must keep)."""
-        if not record.pending.add(stamp):
+    def _put_back(self, record, event):
+        """Add `event` to the key's pending events (and to what a listing under way must keep)."""
+        if not record.pending.add(*event):
             return False
         if self._listing is not None:
-            self._listing[0].append((record.routing_key, stamp))
+            self._listing[0].append((record.routing_key, event))
         return True
 
     def begin_listing(self):
         """A full listing of pdq/ starts; `end_listing` takes what it found."""
-        out = {(record.routing_key, record.in_flight) for record in self.keys.values()
+        out = {(record.routing_key, record.in_flight_stamp()) for record in self.keys.values()
                if record.state in (SENDING, SYNCING)}
         self._listing = ([], out)
 
@@ -207,9 +288,10 @@ class Scheduler:
         self._listing = None
 
     def end_listing(self, found):
-        """Make the index what the listing `found` ({routing key: array of enqueue times}, in
-        any order; emptied here) says, keeping what changed while it was taken: events
-        added meanwhile stay, events taken out meanwhile are not put back."""
+        """Make the index what the listing `found` ({routing key: Listed}, ordered by ctime;
+        emptied here) says, keeping what changed while it was taken: events added
+        meanwhile stay, events taken out meanwhile are not put back, and events placed
+        after a clock step keep their place."""
         added, taken = self._listing
         self._listing = None
         taken_by_key = collections.defaultdict(list)
@@ -217,17 +299,19 @@ class Scheduler:
             taken_by_key[routing_key].append(stamp)
         for routing_key in list(self.keys):
             if routing_key not in found:
-                self.keys[routing_key].pending = PendingStamps()
+                self.keys[routing_key].pending = PendingEvents()
+                self.keys[routing_key].placed = None
         for routing_key in list(found):
-            stamps = sorted_stamps(found.pop(routing_key))
-            if stamps:
-                self.highest_stamp = max(self.highest_stamp, stamps[-1])
-            pending = PendingStamps(stamps)
+            listed = found.pop(routing_key)
+            record = self._record(routing_key)
+            if record.placed:
+                record.placed = _keep_placed(record.placed, listed)
+            pending = PendingEvents(sorted_events(listed))
             for stamp in taken_by_key.get(routing_key, ()):
                 pending.remove(stamp)
-            self._record(routing_key).pending = pending
-        for routing_key, stamp in added:
-            self._record(routing_key).pending.add(stamp)
+            record.pending = pending
+        for routing_key, event in added:
+            self._record(routing_key).pending.add(*event)
         for record in list(self.keys.values()):
             self._place(record)
             self._forget_if_done(record)
@@ -242,7 +326,7 @@ class Scheduler:
         when = max(record.backoff_until, self._pacing_until(record))
         if when <= now:
             record.state = READY
-            self._ready.append(record.routing_key)
+            self._ready.append(record.pending.first()[2], record.routing_key)
         else:
             record.state = WAITING
             heapq.heappush(self._waiting, (when, record.routing_key))
@@ -270,7 +354,7 @@ class Scheduler:
         return self._waiting[0][0] if self._waiting else None
 
     def next_job(self):
-        """(routing key, enqueue time) to send now, marked SENDING; None if no key is ready."""
+        """(routing key, stamp) of the event to send now, marked SENDING; None if no key is ready."""
         while self._ready:
             record = self.keys[self._ready.popleft()]
             if not record.pending:  # a listing found its files gone
@@ -282,9 +366,9 @@ class Scheduler:
             if self.max_per_minute:
                 record.recent_sends.append(self.clock())
             if self._listing is not None:
-                self._listing[1].add((record.routing_key, record.in_flight))
+                self._listing[1].add((record.routing_key, record.in_flight_stamp()))
             self.in_flight += 1
-            return record.routing_key, record.in_flight
+            return record.routing_key, record.in_flight_stamp()
         return None
 
     def ready_count(self):
@@ -305,10 +389,11 @@ class Scheduler:
         `left_queue`: the file is out of pdq/ (moved, gone, or skipped for good);
         otherwise it goes back to the front of the key. `moved`: the engine moved
         it and will call `synced` once the move is on disk. A kind in
-        BACK_OFF_KINDS backs the key off.
+        BACK_OFF_KINDS backs the key off; one in UNSENT_KINDS gives back its
+        pacing slot.
         """
         record = self.keys[routing_key]
-        stamp, record.in_flight = record.in_flight, None
+        event, record.in_flight = record.in_flight, None
         self.in_flight -= 1
         if left_queue:
             if record.failures:
@@ -318,14 +403,16 @@ class Scheduler:
                 record.backoffs = 0
                 record.reason = ""
                 self.saved_changed = True
+            if record.placed:
+                record.placed.pop(event[1], None)
         else:
-            self._put_back(record, stamp)
-        if kind == GONE and self.max_per_minute and record.recent_sends:
+            self._put_back(record, event)
+        if kind in UNSENT_KINDS and self.max_per_minute and record.recent_sends:
             record.recent_sends.pop()  # nothing was sent
         if kind in BACK_OFF_KINDS:
             self._back_off(record, kind, retry_after, reason)
         if moved:
-            record.in_flight = stamp
+            record.in_flight = event
             record.state = SYNCING
         else:
             record.state = IDLE
@@ -368,10 +455,6 @@ class Scheduler:
 
     # -- across restarts ---------------------------------------------------------
 
-    def backed_off(self, routing_key):
-        record = self.keys.get(routing_key)
-        return record is not None and record.backoff_until > self.clock()
-
     def saved_keys(self, wall_now):
         """What state.json keeps of the keys: those backed off or with failures counted.
 
@@ -409,3 +492,48 @@ class Scheduler:
                 record.throttled = True
                 record.backoffs = 1
                 record.reason = str(entry.get("reason", ""))
+
+
+def _keep_placed(placed, listed):
+    """The events of `placed` ({stamp: order}) that `listed` still holds: their orders go into
+    `listed` in place of their ctimes; the rest are forgotten (None if none is left)."""
+    kept = {}
+    orders = listed.orders
+    for at, stamp in enumerate(listed.stamps):
+        order = placed.get(stamp)
+        if order is not None:
+            orders[at] = kept[stamp] = order
+    return kept or None
+
+
+class _Turns:
+    """Ready keys taking turns: round robin over owners, and over each owner's keys."""
+
+    __slots__ = ("_count", "_keys_of", "_owners")
+
+    def __init__(self):
+        self._owners = collections.deque()  # owners with ready keys, in turn
+        self._keys_of = {}                  # owner -> deque of its ready keys, in turn
+        self._count = 0
+
+    def __len__(self):
+        return self._count
+
+    def append(self, owner, routing_key):
+        keys = self._keys_of.get(owner)
+        if keys is None:
+            keys = self._keys_of[owner] = collections.deque()
+            self._owners.append(owner)
+        keys.append(routing_key)
+        self._count += 1
+
+    def popleft(self):
+        owner = self._owners.popleft()
+        keys = self._keys_of[owner]
+        routing_key = keys.popleft()
+        if keys:
+            self._owners.append(owner)
+        else:
+            del self._keys_of[owner]
+        self._count -= 1
+        return routing_key

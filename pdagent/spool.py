@@ -10,22 +10,27 @@ Invariants, which everything else relies on:
   file in tmp/, write, fsync, then hard-link it into pdq/ (link fails instead
   of overwriting, so two writers in the same microsecond both succeed: the
   loser takes the next microsecond), fsync again, and unlink the tmp name.
-- Name order is queue order; per routing key the daemon sends strictly in
-  name order. A writer's enqueue time is the later of now and just after
-  pdq/'s last change (its mtime, which any user can stat), so after the wall
-  clock steps back a later event still sorts after the ones before it; the
-  daemon keeps pdq/'s mtime at the newest enqueue time it has seen while the
-  clock is behind it (delivery.py).
+- Queue order is the order the kernel saw entries arrive, never a name:
+  per routing key the daemon sends in the order of each entry's ctime
+  (set by the kernel when the name is linked in; its owner can only push it
+  to "now", nobody can set it back), ties broken by name. A name's stamp is
+  the writer's wall clock and only names the file: another user chooses it
+  freely, so neither order nor ages rest on it. Entries the daemon sees
+  arrive (inotify) after the clock stepped back still go after the key's
+  earlier ones (scheduler.py).
+- Only regular files are events: a directory, FIFO, socket or link under
+  an event's name is passed over, never read, moved or recorded.
 - Only the daemon moves files out of pdq/ (rename: atomic), and only after
   the Events API answered; `pd-queue retry` moves err/ -> pdq/. Both do so
   holding the queue lock (flock on db/queue.lock), which the kernel drops
-  when a process dies, so no lock is ever left behind. A move is made
+  when a process dies, so no lock is ever left behind. A move checks first
+  that the name still holds the inode that was read (only its owner could
+  have swapped it), and again after: nothing else is ever moved. A move is made
   durable by fsyncing the target directory, then pdq/ (delivery.py batches
   these; `retry` does it once at the end).
 - Enqueueing takes no lock and never reads pdq/: any local user can drop an
   event into a directory they cannot list (mode 3753, group pdagent). A
-  missing spool is created first, as pd-send always did. The
-  sticky bit means only a file's owner and the daemon (the directory's
+  missing spool is created first. The sticky bit means only a file's owner and the daemon (the directory's
   owner) may remove or replace it: no user can take another's event away.
 - Other users may put anything in pdq/, so no name is trusted: only names
   in the agent's own format (`parse_file_name`) are events; every other name
@@ -53,6 +58,19 @@ STALE_TMP_SECS = 3600
 _NAME_SUFFIX = ".txt"
 _NAMES_PER_CHUNK = 1000  # small enough to stay in the CPU caches (faster than larger chunks)
 _FILE_TIME_TICK_US = 10_000  # the kernel's clock for file times: a tick, 10 ms at most (HZ=100)
+
+
+# What `Spool.move_pending` did.
+MOVED = "moved"
+NAME_GONE = "name gone"
+NAME_REPLACED = "name replaced"
+
+UTC_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_now_text(epoch_seconds=None):
+    """A time as the agent writes it everywhere (state.json, reasons, pd-queue): 2026-11-23T16:40:00Z."""
+    return time.strftime(UTC_TIME_FORMAT, time.gmtime(epoch_seconds))
 
 
 class SpoolError(Exception):
@@ -99,6 +117,38 @@ def _name_of_key(name, routing_key):
     """True if `name` is an event file name (of `routing_key`, when given)."""
     parsed = parse_file_name(name)
     return parsed is not None and (routing_key is None or parsed[1] == routing_key)
+
+
+class PendingFile:
+    """A regular file in pdq/ under an event's name, as lstat saw it.
+
+    `changed_ns` (ctime) is when the kernel linked it in, or later if its owner
+    changed it since: queue order and ages come from it, never from `stamp`,
+    which the writer chose. `owner` is the uid that queued it; `inode` tells
+    this entry from another put under the same name later.
+    """
+
+    __slots__ = ("changed_ns", "inode", "name", "owner", "routing_key", "stamp")
+
+    def __init__(self, stamp, routing_key, name, changed_ns, owner, inode):
+        self.stamp = stamp
+        self.routing_key = routing_key
+        self.name = name
+        self.changed_ns = changed_ns
+        self.owner = owner
+        self.inode = inode
+
+
+def _pending_file(stamp, routing_key, name, info, skipped):
+    if not stat.S_ISREG(info.st_mode):
+        if skipped is not None:
+            skipped(name, "not a regular file")
+        return None
+    return PendingFile(stamp, routing_key, name, info.st_ctime_ns, info.st_uid, info.st_ino)
+
+
+def _cannot_list(directory, error):
+    return f"cannot list {directory}: {error.strerror}"
 
 
 def _write_all(fd, data):
@@ -150,6 +200,11 @@ def read_regular_file(path, limit):
     daemon's account, which root's tools must not trust). A missing file
     raises FileNotFoundError.
     """
+    return read_regular_file_and_inode(path, limit)[0]
+
+
+def read_regular_file_and_inode(path, limit):
+    """(bytes, inode number) of `path`, read as `read_regular_file` reads it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -164,7 +219,7 @@ def read_regular_file(path, limit):
             raise SpoolError("not a regular file")
         if info.st_size > limit:
             raise SpoolError(f"{info.st_size} bytes, over the {limit}-byte limit")
-        return os.read(fd, limit + 1)
+        return os.read(fd, limit + 1), info.st_ino
     except OSError as error:
         raise SpoolError(f"cannot read: {error.strerror}") from None
     finally:
@@ -275,10 +330,7 @@ class Spool:
         if not is_event_key(routing_key):
             raise EventError("routing key must not contain control or other non-printable characters")
         pdq_dir = os.path.join(self.outqueue_dir, "pdq")
-        if now is None:
-            enqueue_time_us = self._next_enqueue_time(pdq_dir)
-        else:
-            enqueue_time_us = int(now * 1_000_000)
+        enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
         tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
         fd = self._create_tmp_file(tmp_path)
         try:
@@ -304,24 +356,6 @@ class Spool:
                 pass  # the daemon's cleanup removes stale tmp/ files
         return name
 
-    def _next_enqueue_time(self, pdq_dir):
-        """Now in microseconds; if pdq/ changed later than now (the clock went back), just
-        after that change, so a later event still sorts after the earlier ones.
-
-        File times come from the kernel's coarse clock, up to a tick behind the
-        time a writer took for its name: "just after" is one tick after. One
-        stat; a missing pdq/ means a spool never used, which is created here.
-        """
-        now_us = int(time.time() * 1_000_000)  # not time_ns(): Python 3.6 has none
-        try:
-            changed_us = os.stat(pdq_dir).st_mtime_ns // 1000
-        except FileNotFoundError:
-            self.create_dirs()
-            return now_us
-        except OSError:
-            return now_us
-        return now_us if changed_us <= now_us else changed_us + _FILE_TIME_TICK_US
-
     def _create_tmp_file(self, tmp_path):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -333,8 +367,7 @@ class Spool:
         except OSError as error:
             raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
 
-    @staticmethod
-    def _link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key):
+    def _link_unique(self, tmp_path, pdq_dir, enqueue_time_us, routing_key):
         while True:
             name = event_file_name(enqueue_time_us, routing_key)
             try:
@@ -342,6 +375,10 @@ class Spool:
                 return name
             except FileExistsError:
                 enqueue_time_us += 1  # another writer took this microsecond
+            except FileNotFoundError:
+                if os.path.isdir(pdq_dir):
+                    raise
+                self.create_dirs()  # pdq/ alone missing (removed by hand)
 
     def enqueuer(self):
         return Enqueuer(self)
@@ -354,8 +391,7 @@ class Spool:
         except FileNotFoundError:
             return []
         except OSError as error:
-            raise SpoolError(f"cannot list {os.path.join(self.outqueue_dir, state)}: "
-                             f"{error.strerror}") from None
+            raise SpoolError(_cannot_list(os.path.join(self.outqueue_dir, state), error)) from None
 
     def names(self, state, routing_key=None):
         """Sorted event file names in `state` (pdq, suc or err), of one key or all; others are skipped."""
@@ -371,8 +407,8 @@ class Spool:
         The per-name work runs in C: one regex (parse_file_name's format) over a
         joined chunk; the key rule is applied once per key. A Python loop per
         name takes several times longer, and pd-queue status and the daemon's
-        scan of pdq/ read a million names with this. `skipped(name)` hears of
-        every other name.
+        scan of pdq/ read a million names with this. `skipped(name, why)` hears
+        of every other name.
         """
         import itertools
         import operator
@@ -386,15 +422,13 @@ class Spool:
         except FileNotFoundError:
             return
         except OSError as error:
-            raise SpoolError(f"cannot list {os.path.join(self.outqueue_dir, state)}: "
-                             f"{error.strerror}") from None
+            raise SpoolError(_cannot_list(os.path.join(self.outqueue_dir, state), error)) from None
         with entries:
             while True:
                 try:
                     names = list(map(name_of, itertools.islice(entries, _NAMES_PER_CHUNK)))
                 except OSError as error:
-                    raise SpoolError(f"cannot list {os.path.join(self.outqueue_dir, state)}: "
-                                     f"{error.strerror}") from None
+                    raise SpoolError(_cannot_list(os.path.join(self.outqueue_dir, state), error)) from None
                 if not names:
                     return
                 joined = "\n".join(names)
@@ -409,7 +443,7 @@ class Spool:
                 if skipped is not None and len(pairs) < len(names):
                     for name in names:
                         if parse_file_name(name) is None:
-                            skipped(name)
+                            skipped(name, "not an event file name (<time>_<key>.txt)")
                 yield pairs
 
     def counts_by_key(self, routing_key=None):
@@ -427,25 +461,60 @@ class Spool:
                     counts.setdefault(key, dict.fromkeys(QUEUE_STATES, 0))[state] = count
         return counts
 
-    def pending_stamps(self, skipped=None):
-        """{routing key: array of enqueue times} of everything in pdq/, in no order.
+    def pending_file(self, name, skipped=None):
+        """The PendingFile at pdq/<name>, or None: not an event's name (`skipped(name, why)`
+        hears of it), gone, or not a regular file (heard of too)."""
+        parsed = parse_file_name(name)
+        if parsed is None:
+            if skipped is not None:
+                skipped(name, "not an event file name (<time>_<key>.txt)")
+            return None
+        try:
+            info = os.lstat(self.path("pdq", name))
+        except OSError:
+            return None  # gone already, or pdq/ itself: the rescan will say
+        return _pending_file(parsed[0], parsed[1], name, info, skipped)
 
-        8 bytes per event (an array, not a list of ints); `skipped(name)` hears
-        of names that are not events.
+    def pending_files(self, skipped=None):
+        """The regular files under event names in pdq/, as lists of PendingFile, a chunk at a time.
+
+        One lstat per name (from pdq/'s descriptor): a name alone says nothing
+        of when an entry came, who queued it or what it is. `skipped(name, why)`
+        hears of every name that is not an event.
         """
-        import itertools
-        import operator
-        from array import array
-        stamp_of, key_of = operator.itemgetter(0), operator.itemgetter(1)
-        found = {}
-        for pairs in self._event_names("pdq", skipped):
-            pairs.sort(key=key_of)
-            for key, group in itertools.groupby(pairs, key_of):
-                stamps = found.get(key)
-                if stamps is None:
-                    stamps = found[key] = array("q")
-                stamps.extend(map(int, map(stamp_of, group)))
-        return found
+        pdq_dir = os.path.join(self.outqueue_dir, "pdq")
+        try:
+            directory_fd = os.open(pdq_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise SpoolError(_cannot_list(pdq_dir, error)) from None
+        try:
+            for pairs in self._event_names("pdq", skipped):
+                chunk = []
+                for stamp_text, routing_key in pairs:
+                    name = event_file_name(stamp_text, routing_key)
+                    try:
+                        info = os.stat(name, dir_fd=directory_fd, follow_symlinks=False)
+                    except OSError:
+                        continue  # moved out since the listing
+                    pending = _pending_file(int(stamp_text), routing_key, name, info, skipped)
+                    if pending is not None:
+                        chunk.append(pending)
+                yield chunk
+        finally:
+            os.close(directory_fd)
+
+    def oldest_pending(self, routing_key=None):
+        """{routing key: when its oldest pending event came, epoch seconds} (from ctime, not names)."""
+        oldest = {}
+        for chunk in self.pending_files():
+            for pending in chunk:
+                if routing_key is None or pending.routing_key == routing_key:
+                    known = oldest.get(pending.routing_key)
+                    if known is None or pending.changed_ns < known:
+                        oldest[pending.routing_key] = pending.changed_ns
+        return {key: changed_ns / 1e9 for key, changed_ns in oldest.items()}
 
     def read_entry(self, state, name):
         """The JSON object in a spool file; SpoolError if it is not a regular, sane file.
@@ -453,15 +522,20 @@ class Spool:
         The errors do not repeat the file name: it holds the routing key, and
         the daemon logs these reasons.
         """
-        data = read_regular_file(self.path(state, name), MAX_ENTRY_BYTES)
-        import json
+        return parse_entry(read_regular_file(self.path(state, name), MAX_ENTRY_BYTES))
+
+    def read_pending(self, name):
+        """(bytes, inode) of pdq/<name>, read as `read_entry` reads (`parse_entry` makes the
+        entry); the inode is what `move_pending` checks the name still holds."""
+        return read_regular_file_and_inode(self.path("pdq", name), MAX_ENTRY_BYTES)
+
+    def regular_file_inode(self, name):
+        """The inode of pdq/<name> if it is a regular file, else None."""
         try:
-            entry = json.loads(data)
-        except (ValueError, RecursionError):
-            raise SpoolError("not valid JSON") from None
-        if not isinstance(entry, dict):
-            raise SpoolError("not a JSON object")
-        return entry
+            info = os.lstat(self.path("pdq", name))
+        except OSError:
+            return None
+        return info.st_ino if stat.S_ISREG(info.st_mode) else None
 
     def _reason_path(self, name):
         """Where `reject` records why an err/ event was rejected."""
@@ -481,14 +555,40 @@ class Spool:
     def move(self, name, from_state, to_state):
         os.rename(self.path(from_state, name), self.path(to_state, name))
 
-    def reject(self, name, reason, from_state="pdq"):
-        """Move an event to err/, recording why, so `pd-queue list --state error` can say."""
+    def move_pending(self, name, inode, to_state, reason=None):
+        """Move pdq/<name> to `to_state` (suc or err) if it is still the regular file `inode`.
+
+        Returns MOVED, NAME_GONE (no such name any more) or NAME_REPLACED (its owner put
+        something else there: that is left alone); OSError if the rename fails.
+        Moving to err/ records `reason` (a dict) once the file is there, so only
+        a file really moved gets a record. Callers hold the queue lock.
+        """
+        source, target = self.path("pdq", name), self.path(to_state, name)
+        try:
+            info = os.lstat(source)
+        except FileNotFoundError:
+            return NAME_GONE
+        if info.st_ino != inode or not stat.S_ISREG(info.st_mode):
+            return NAME_REPLACED
+        os.rename(source, target)
+        try:
+            moved_inode = os.lstat(target).st_ino
+        except FileNotFoundError:
+            moved_inode = None
+        if moved_inode != inode:
+            # Swapped by its owner between the check and the rename: it goes back untouched.
+            if moved_inode is not None and not os.path.lexists(source):
+                os.rename(target, source)
+            return NAME_REPLACED
+        if reason is not None:
+            self._record_reason(name, reason)
+        return MOVED
+
+    def _record_reason(self, name, reason):
         import json
         os.makedirs(self.errors_dir, exist_ok=True)
-        record = dict(reason, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_file_atomically(self._reason_path(name),
-                              json.dumps(record).encode(), mode=0o640)
-        self.move(name, from_state, "err")
+        record = dict(reason, at=utc_now_text())
+        write_file_atomically(self._reason_path(name), json.dumps(record).encode(), mode=0o640)
 
     def retry(self, routing_key=None):
         """Move err/ events (of one key, or all) back to pdq/; returns how many."""
@@ -547,6 +647,18 @@ class Spool:
                     if not os.path.lexists(self.path("err", reason_name[:-len(".json")])):
                         _unlink_quietly(os.path.join(self.errors_dir, reason_name))
         return removed
+
+
+def parse_entry(data):
+    """The JSON object a spool file's bytes hold; SpoolError if they hold none."""
+    import json
+    try:
+        entry = json.loads(data)
+    except (ValueError, RecursionError):
+        raise SpoolError("not valid JSON") from None
+    if not isinstance(entry, dict):
+        raise SpoolError("not a JSON object")
+    return entry
 
 
 def _unlink_quietly(path):

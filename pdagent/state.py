@@ -21,9 +21,13 @@ lock (delivery.py); pd-queue reads it.
 import json
 import logging
 import os
-import time
 
-from pdagent.spool import SpoolError, read_regular_file, write_file_atomically
+from pdagent.spool import (
+    SpoolError,
+    read_regular_file,
+    utc_now_text,
+    write_file_atomically,
+)
 
 STATE_FILE = "state.json"
 MAX_STATE_BYTES = 64 * 1024 * 1024
@@ -67,7 +71,7 @@ class DeliveryState:
         self.dirty = False
 
     def start(self):
-        self.counters["started_on"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.counters["started_on"] = utc_now_text()
         self.dirty = True
 
     def count(self, counter):

@@ -8,6 +8,7 @@ are wrong in one way each, and a small tmpfs.
 
 import contextlib
 import datetime
+import glob
 import json
 import os
 import signal
@@ -33,7 +34,28 @@ from pdagent.enqueue import queue_v2_event
 from pdagent.event import build_alert, entry_to_request
 
 SECOND_USER = OTHER_USER  # a local user who is neither root nor the daemon's user
+VICTIM_USER = "pdagent-test-victim"  # a monitoring user whose events others try to take
 STATES = ("tmp", "pdq", "suc", "err")
+
+
+LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
+
+
+def faketime_settings(offset=None, offset_file=None):
+    """Environment for a wall clock `offset` ahead ("+400s") or following `offset_file` (read at
+    every call) as a real step would: the monotonic clock and file times are left alone, so a
+    command so started sees every entry `offset` older than it is."""
+    settings = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1"}
+    if offset_file is not None:
+        settings.update(FAKETIME_TIMESTAMP_FILE=offset_file, FAKETIME_NO_CACHE="1")
+    else:
+        settings["FAKETIME"] = offset
+    return settings
+
+
+def aged(agent, seconds):
+    """The environment in which agent's commands see the spool `seconds` later than now."""
+    return agent.env(**faketime_settings(offset=f"+{seconds}s"))
 
 
 def report(name, **figures):
@@ -46,6 +68,33 @@ def report(name, **figures):
 def daemon_user_ids():
     """What conftest's daemon_user fixture gives, for scripts outside pytest."""
     return ensure_daemon_user()
+
+
+def as_other(agent, *argv, input=None):
+    """Run argv (str or bytes items) as the second local user; the CompletedProcess (bytes)."""
+    user = ensure_user(SECOND_USER)
+    return subprocess.run(as_user(*user, list(argv)), env=agent.env(), input=input,
+                          capture_output=True, timeout=30, check=False)
+
+
+def plant(agent, name, content=b""):
+    """The second user puts pdq/<name> (bytes or str) holding `content`, readable by the daemon.
+
+    Written in tmp/ and renamed in whole, so the daemon never reads it half-written.
+    """
+    path = os.path.join(os.fsencode(agent.path("pdq")), os.fsencode(name))
+    staging = os.path.join(os.fsencode(agent.path("tmp")), b"planted-" + os.urandom(4).hex().encode())
+    result = as_other(agent, "sh", "-c", 'umask 022; cat > "$1" && mv "$1" "$2"', "sh", staging, path,
+                      input=content)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def forged_entry(body_key, dedup_key):
+    """A whole v2 spool entry (text) for `body_key`, as another user could write one by hand."""
+    body = alert_body(body_key, 0, tag="forged", dedup_key=dedup_key)
+    return json.dumps({"endpoint": "alert", "event": body,
+                       "agent": {"agent_id": "x", "queued_by": "attacker", "queued_at": "2020-01-01T00:00:00Z"}})
 
 
 # -- the daemon, restarted without trusting its pid file ------------------------------------

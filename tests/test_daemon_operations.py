@@ -3,7 +3,6 @@ after a fix, the wall clock stepping back (libfaketime), a suspended holder of t
 pdq/ replaced under the daemon, a stale pid file naming another process, state.json that
 stays small, and the library queueing into a spool that does not exist yet."""
 
-import glob
 import json
 import os
 import signal
@@ -17,9 +16,8 @@ from conftest import as_user, command, routing_key, wait_for
 
 KEY = routing_key(1101)
 OTHER_KEY = routing_key(1102)
-LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
 needs_libfaketime = pytest.mark.skipif(
-    LIBFAKETIME is None, reason="libfaketime is not installed (Debian package 'faketime')")
+    fl.LIBFAKETIME is None, reason="libfaketime is not installed (Debian package 'faketime')")
 
 
 def dedup_keys(standin, key=KEY):
@@ -55,13 +53,6 @@ def test_state_json_keeps_no_entry_for_keys_that_were_only_rejected(agent, stand
 
 # -- the wall clock steps back ----------------------------------------------------------------
 
-def _faketime_settings(offset_file):
-    """A wall clock that follows `offset_file` (read at every call) as a real step would:
-    the monotonic clock and file times are left alone."""
-    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": offset_file, "FAKETIME_NO_CACHE": "1",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1"}
-
-
 def _start_daemon_with_faketime(agent, offset_file):
     """pdagentd -f as the daemon user with libfaketime loaded after setpriv: loaded into
     setpriv (root), it would share a semaphore with the daemon that the daemon may not open.
@@ -70,7 +61,7 @@ def _start_daemon_with_faketime(agent, offset_file):
     user; the test venv's may live under a 0700 /root (setpriv itself gets there with
     root's capabilities), hence CAP_DAC_READ_SEARCH, which grants no write.
     """
-    settings = [f"{name}={value}" for name, value in _faketime_settings(offset_file).items()]
+    settings = [f"{name}={value}" for name, value in fl.faketime_settings(offset_file=offset_file).items()]
     argv = ["setpriv", f"--reuid={agent.uid}", f"--regid={agent.gid}", "--init-groups",
             "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--",
             "env", *settings, *command("pdagentd"), "-f"]
@@ -106,12 +97,12 @@ def test_events_queued_after_the_clock_went_back_sort_after_the_earlier_ones(age
     first = fl.send(agent, KEY, "first")
     offset_file = os.path.join(agent.base, "faketime")
     _set_offset(offset_file, "-1h")
-    later = [fl.send(agent, KEY, dedup_key, env=agent.env(**_faketime_settings(offset_file)))
+    later = [fl.send(agent, KEY, dedup_key, env=agent.env(**fl.faketime_settings(offset_file=offset_file)))
              for dedup_key in ("second", "third")]
-    assert sorted([first] + later) == [first] + later
+    assert sorted([first] + later) == later + [first]  # their names claim an hour earlier ...
     standin.set_faults([])
     wait_for(lambda: len(dedup_keys(standin)) == 3, timeout=15, message="all three delivered")
-    assert dedup_keys(standin) == ["first", "second", "third"]
+    assert dedup_keys(standin) == ["first", "second", "third"]  # ... but they came later
 
 
 # -- a suspended holder of the queue lock -----------------------------------------------------

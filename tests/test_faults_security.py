@@ -72,7 +72,7 @@ def test_other_users_cannot_read_or_list(agent, standin, daemon_user):
 
 
 def test_symlink_planted_by_another_user_is_not_followed(agent, standin):
-    """A link to a file only the daemon may read (its state) is moved aside, never read or sent."""
+    """A link to a file only the daemon may read (its state) is passed over: never read, sent or moved."""
     if os.geteuid() != 0:
         pytest.skip("needs root to act as other users")
     state = os.path.join(agent.data_dir, "db", "state.json")
@@ -83,9 +83,9 @@ def test_symlink_planted_by_another_user_is_not_followed(agent, standin):
     result = _as_other(["ln", "-s", state, agent.path("pdq", planted)], agent)
     assert result.returncode == 0, result.stderr
     after = fl.send(agent, KEY, "after")
-    wait_for(lambda: fl.where(agent, planted) == "err" and fl.where(agent, after) == "suc",
-             message="the link in err/ and the next event delivered")
-    assert os.path.islink(agent.path("err", planted))
+    wait_for(lambda: fl.where(agent, after) == "suc", message="the next event delivered")
+    assert os.path.islink(agent.path("pdq", planted)) and fl.where(agent, planted) == "pdq"
+    assert "not a regular file" in agent.log_text()
     assert "counters" not in agent.log_text()
     assert all("counters" not in str(body) for body in standin.bodies())
 
@@ -130,7 +130,8 @@ def test_no_routing_key_in_log_after_bad_entries(agent, standin):
             planted.write(content)
     os.symlink("/etc/hostname", agent.path("pdq", f"2_{keys[0]}.txt"))
     fl.start_daemon(agent)
-    wait_for(lambda: len(agent.names("err")) == 4, message="the bad entries in err/")
+    wait_for(lambda: len(agent.names("err")) == 3 and "not a regular file" in agent.log_text(),
+             message="the bad entries in err/, the link passed over")
     fl.stop_daemon(agent)
     _assert_no_key_in_logs(agent, keys)
 

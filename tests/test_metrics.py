@@ -11,16 +11,14 @@ before the samples, valid metric and label names, no series twice.
 """
 
 import hashlib
-import json
 import os
 import re
 import time
 
 import pytest
 from conftest import assert_usage_error, routing_key, wait_for
-from faultlib import alert_body, send, start_daemon, stop_daemon
+from faultlib import aged, send, start_daemon, stop_daemon
 
-from pdagent.enqueue import make_entry
 from pdagent.spool import Spool
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -81,12 +79,6 @@ def events(samples, key):
             if labels[:2] == key_labels(key)}
 
 
-def queue_aged(agent, key, age_secs, dedup_key):
-    entry = make_entry("alert", alert_body(key, 0, dedup_key=dedup_key), "test", "test")
-    spool = Spool(agent.outqueue, os.path.join(agent.data_dir, "db"))
-    return spool.enqueue(key, json.dumps(entry).encode(), now=time.time() - age_secs)
-
-
 def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
     agent.configure(retry_limit_for_possible_errors=1000)
     standin.set_faults([{"match": {"routing_key": KEY_SLOW}, "status": 503, "times": -1},
@@ -95,7 +87,7 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
     for number in range(2):
         send(agent, KEY_OK, f"ok-{number}")
     send(agent, KEY_BAD, "rejected-1")
-    queue_aged(agent, KEY_SLOW, 120, "slow-1")
+    send(agent, KEY_SLOW, "slow-1")
 
     def settled():
         samples = metrics(agent)
@@ -109,7 +101,9 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
     assert events(samples, KEY_OK) == {"pending": 0, "success": 2, "error": 0}
     assert events(samples, KEY_BAD) == {"pending": 0, "success": 0, "error": 1}
     assert events(samples, KEY_SLOW) == {"pending": 1, "success": 0, "error": 0}
-    assert 120 <= samples["pdagent_oldest_pending_age_seconds"][()] < 180
+    assert samples["pdagent_oldest_pending_age_seconds"][()] < 60
+    later = metrics(agent, env=aged(agent, 120))  # ages are how long events have waited in pdq/
+    assert 120 <= later["pdagent_oldest_pending_age_seconds"][()] < 180
     assert samples["pdagent_key_backed_off"] == {key_labels(KEY_OK): 0, key_labels(KEY_BAD): 0,
                                                  key_labels(KEY_SLOW): 1}
     remaining = samples["pdagent_key_backoff_remaining_seconds"]
@@ -128,9 +122,9 @@ def test_keys_that_mask_alike_stay_apart_and_label_values_are_escaped(offline_ag
     quoting = 'R0utingKey00000000000000000000"\\'  # its last 4 characters hold " and \
     spool = Spool(offline_agent.outqueue, os.path.join(offline_agent.data_dir, "db"))
     for key in alike + [quoting]:
-        spool.enqueue(key, b"{}", now=time.time() - 30)
+        spool.enqueue(key, b"{}", now=time.time() - 3000)  # names claiming an old time change no age
     spool.enqueue(alike[0], b"{}")
-    samples = metrics(offline_agent)
+    samples = metrics(offline_agent, env=aged(offline_agent, 30))
     assert samples["pdagent_daemon_up"] == {(): 0}
     assert key_labels(alike[0])[1] == key_labels(alike[1])[1] == ("routing_key", "****0001")
     assert key_labels(alike[0])[0] != key_labels(alike[1])[0]

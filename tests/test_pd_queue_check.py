@@ -9,7 +9,6 @@ stdout, the plugin API's exit codes, and performance data as the Nagios plugin
 guidelines write it (checked token by token).
 """
 
-import json
 import os
 import re
 import subprocess
@@ -18,10 +17,7 @@ import time
 
 import pytest
 from conftest import as_user, command, routing_key, wait_for
-from faultlib import alert_body, kill_daemon, send, start_daemon, stop_daemon
-
-from pdagent.enqueue import make_entry
-from pdagent.spool import Spool
+from faultlib import aged, kill_daemon, send, start_daemon, stop_daemon
 
 KEY_OK, KEY_SLOW, KEY_BAD = routing_key(1), routing_key(2), routing_key(3)
 # 'label'=value[UOM];[warn];[crit];[min];[max], trailing fields may be left out.
@@ -41,13 +37,6 @@ def check(agent, *args, user=None, env=None):
         fields = match.group(4).split(";")[1:]
         perfdata[match.group(1)] = (int(match.group(2)), match.group(3) or "", fields + [""] * (4 - len(fields)))
     return result.returncode, text, perfdata
-
-
-def queue_aged(agent, key, age_secs, dedup_key):
-    """A valid trigger for `key` in pdq/ whose enqueue time is `age_secs` ago."""
-    entry = make_entry("alert", alert_body(key, 0, dedup_key=dedup_key), "test", "test")
-    spool = Spool(agent.outqueue, os.path.join(agent.data_dir, "db"))
-    return spool.enqueue(key, json.dumps(entry).encode(), now=time.time() - age_secs)
 
 
 def until_check(agent, wanted, *args):
@@ -74,27 +63,30 @@ def test_ok_while_the_daemon_delivers(agent, standin):
 
 
 def test_a_backlog_warns_then_is_critical_and_other_keys_go_on(agent, standin):
+    """Ages are how long an event has waited in pdq/ (seen from later on: faketime)."""
     agent.configure(retry_limit_for_possible_errors=1000)
     standin.set_faults([{"match": {"routing_key": KEY_SLOW}, "status": 503, "times": -1}])
     pid = start_daemon(agent)
-    queue_aged(agent, KEY_SLOW, 400, "slow-1")
+    send(agent, KEY_SLOW, "slow-1")
     code, text, perfdata = until_check(agent, lambda code, text, perf: perf["backed_off_keys"][0] == 1)
+    assert code == 0 and text.endswith("; 1 key(s) backed off")
+    code, text, perfdata = check(agent, env=aged(agent, 400))
     age = perfdata["oldest_pending_age"][0]
     assert 400 <= age < 460 and code == 1
     assert text == (f"PDAGENT WARNING - pdagentd running (pid {pid}); 1 pending, the oldest {age} s old "
-                    "(warning over 300 s); 0 in error; 1 key(s) backed off")
+                    "(warning over 300 s); 0 in error")
     assert perfdata["pending"][0] == 1
 
     send(agent, KEY_OK, "ok-1")  # another key is not held up
     wait_for(lambda: standin.bodies(KEY_OK), message="the other key's event")
-    code, text, _ = check(agent, "--warning-age", "500", "--critical-age", "600")
+    code, text, _ = check(agent, "--warning-age", "500", "--critical-age", "600", env=aged(agent, 400))
     assert code == 0 and "1 pending, the oldest" in text and "(warning" not in text
 
-    queue_aged(agent, KEY_SLOW, 1000, "slow-0")
-    code, text, perfdata = check(agent)
+    send(agent, KEY_SLOW, "slow-2")
+    code, text, perfdata = check(agent, env=aged(agent, 1000))
     assert code == 2 and perfdata["pending"][0] == 2
     assert f"2 pending, the oldest {perfdata['oldest_pending_age'][0]} s old (critical over 900 s)" in text
-    code, text, perfdata = check(agent, "--warning-age", "1200", "--critical-age", "3600")
+    code, text, perfdata = check(agent, "--warning-age", "1200", "--critical-age", "3600", env=aged(agent, 1000))
     assert code == 0 and perfdata["oldest_pending_age"][2][:2] == ["1200", "3600"]
 
 
@@ -220,3 +212,14 @@ def write_pid_file(agent, pid):
         pid_file.write(f"{pid}\n")
     if os.geteuid() == 0:
         os.chown(path, agent.uid, agent.gid)
+
+
+def test_a_delivery_shows_in_the_counters_within_a_second(agent, standin):
+    """A health check run right after a test page sees it delivered (the daemon saves its
+    counters at most a second after they change, not at its next timer)."""
+    agent.configure(send_interval_secs=30)
+    start_daemon(agent)
+    time.sleep(1.5)  # past the save at start-up
+    send(agent, KEY_OK, "test-page")
+    wait_for(lambda: standin.bodies(KEY_OK), message="the test page at the stand-in")
+    wait_for(lambda: check(agent)[2]["delivered"][0] == 1, timeout=1.5, message="delivered=1 in the check")

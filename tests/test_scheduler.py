@@ -23,8 +23,9 @@ from pdagent.scheduler import (
     THROTTLED,
     UNREACHABLE,
     WAITING,
+    Listed,
     Scheduler,
-    sorted_stamps,
+    sorted_events,
 )
 
 WALL = 1795452000.0  # 2026-11-23T16:40:00Z
@@ -50,6 +51,21 @@ def schedule(clock, **settings):
     return Scheduler(clock, **values)
 
 
+def add(scheduler, routing_key, stamp, changed=None, owner=0):
+    """An entry seen arriving; its ctime is its stamp unless given (an honest writer's clock)."""
+    scheduler.add(routing_key, stamp, stamp if changed is None else changed, owner)
+
+
+def listing(**stamps_by_key):
+    """What a listing of pdq/ finds: {key: Listed} whose ctimes are the stamps."""
+    found = {}
+    for routing_key, stamps in stamps_by_key.items():
+        found[routing_key] = Listed()
+        for stamp in stamps:
+            found[routing_key].append(stamp, stamp, 0)
+    return found
+
+
 def run_due(scheduler):
     """Wake what is due, then take every ready job."""
     scheduler.wake_due()
@@ -71,28 +87,76 @@ def assert_due_after(scheduler, seconds, job):
 
 # -- order and turns ---------------------------------------------------------------------
 
-def test_a_key_sends_oldest_first_one_at_a_time_and_keys_take_turns():
+def test_a_key_sends_in_the_order_its_entries_came_one_at_a_time_and_keys_take_turns():
+    """Queue order is the entries' ctimes, not the stamps their names claim."""
     clock = Clock()
     scheduler = schedule(clock)
-    for stamp in (30, 10, 20):
-        scheduler.add("A", stamp)
-    scheduler.add("B", 5)
-    assert run_due(scheduler) == [("A", 10), ("B", 5)]  # one of A in flight; B not behind A's others
+    scheduler.begin_listing()
+    found = listing(B=[5])
+    for stamp, changed in ((30, 100), (10, 300), (20, 200)):
+        found.setdefault("A", Listed()).append(changed, stamp, 0)
+    scheduler.end_listing(found)
+    assert sorted(run_due(scheduler)) == [("A", 30), ("B", 5)]  # one of A in flight; B not behind A's others
     scheduler.finish("A", DELIVERED, left_queue=True)
     scheduler.finish("B", DELIVERED, left_queue=True)
     assert run_due(scheduler) == [("A", 20)]
-    scheduler.finish("A", FAILED, left_queue=False)  # put back and backed off: 30 must wait too
+    scheduler.finish("A", FAILED, left_queue=False)  # put back and backed off: 10 must wait too
     assert scheduler.keys["A"].state == WAITING and run_due(scheduler) == []
     clock.advance(60)
     assert run_due(scheduler) == [("A", 20)]
+
+
+def test_an_early_stamp_does_not_jump_the_line():
+    """A name claiming an early time, put there after a key's events, goes after them."""
+    scheduler = schedule(Clock())
+    add(scheduler, "A", 1000, changed=5000)
+    add(scheduler, "A", 1, changed=5000)      # the same kernel tick, a stamp from long ago
+    add(scheduler, "A", 2000, changed=6000)
+    add(scheduler, "A", 3, changed=7000)
+    order = []
+    for _ in range(4):
+        [(_, stamp)] = run_due(scheduler)
+        order.append(stamp)
+        scheduler.finish("A", DELIVERED, left_queue=True)
+    assert order == [1, 1000, 2000, 3]  # ties in one tick by name; never before an earlier tick
+
+
+def test_entries_arriving_after_the_clock_stepped_back_go_last_and_keep_their_place():
+    clock = Clock()
+    scheduler = schedule(clock)
+    add(scheduler, "A", 5000, changed=5000)
+    add(scheduler, "A", 6000, changed=6000)
+    add(scheduler, "A", 1000, changed=1000)   # the clock stepped back an hour meanwhile
+    add(scheduler, "A", 1500, changed=1500)
+    add(scheduler, "A", 1000, changed=1000)   # a late notification of the same entry
+    scheduler.begin_listing()                 # a rescan finds them all by their ctimes
+    scheduler.end_listing(listing(A=[1500, 1000, 6000, 5000]))
+    sent = []
+    for _ in range(4):
+        [(_, stamp)] = run_due(scheduler)
+        sent.append(stamp)
+        scheduler.finish("A", DELIVERED, left_queue=True)
+    assert sent == [5000, 6000, 1000, 1500] and run_due(scheduler) == []
+    assert "A" not in scheduler.keys  # nothing of it is remembered once it drained
+
+
+def test_owners_take_turns_before_keys():
+    """One account's 300 keys delay another account's page by one send, not 300."""
+    scheduler = schedule(Clock())
+    for number in range(300):
+        add(scheduler, f"flood-{number}", 1, owner=1001)
+    add(scheduler, "victim", 2, owner=1002)
+    first = [scheduler.next_job() for _ in range(3)]
+    assert ("victim", 2) in first[:2]
+    assert [key for key, _ in first].count("victim") == 1
 
 
 def test_a_moved_event_holds_its_key_until_the_move_is_durable_but_not_the_others():
     clock = Clock()
     scheduler = schedule(clock)
     for stamp in (1, 2):
-        scheduler.add("A", stamp)
-        scheduler.add("B", stamp)
+        add(scheduler, "A", stamp)
+        add(scheduler, "B", stamp)
     assert run_due(scheduler) == [("A", 1), ("B", 1)]
     scheduler.finish("A", DELIVERED, left_queue=True, moved=True)
     scheduler.finish("B", DELIVERED, left_queue=True, moved=True)
@@ -103,14 +167,17 @@ def test_a_moved_event_holds_its_key_until_the_move_is_durable_but_not_the_other
     assert run_due(scheduler) == [("A", 2)]
 
 
-def test_a_file_gone_before_its_turn_lets_the_key_go_on_and_is_not_counted_as_a_send():
+@pytest.mark.parametrize("kind", [GONE, BAD_ENTRY])
+def test_an_attempt_that_sent_nothing_lets_the_key_go_on_and_is_not_counted_as_a_send(kind):
     clock = Clock()
     scheduler = schedule(clock, max_per_minute=1)
-    scheduler.add("A", 1)
-    scheduler.add("A", 2)
+    for stamp in (1, 2, 3):
+        add(scheduler, "A", stamp)
     assert run_due(scheduler) == [("A", 1)]
-    scheduler.finish("A", GONE, left_queue=True)
+    scheduler.finish("A", kind, left_queue=True)
     assert run_due(scheduler) == [("A", 2)]
+    scheduler.finish("A", DELIVERED, left_queue=True)
+    assert run_due(scheduler) == []  # a POST takes the one slot a minute
 
 
 # -- back-off, throttling, pacing ---------------------------------------------------------------
@@ -118,7 +185,7 @@ def test_a_file_gone_before_its_turn_lets_the_key_go_on_and_is_not_counted_as_a_
 def test_back_off_doubles_with_jitter_up_to_the_maximum_and_a_delivery_resets_it():
     clock = Clock()
     scheduler = schedule(clock, backoff_interval=10.0, backoff_max=45.0)
-    scheduler.add("A", 1)
+    add(scheduler, "A", 1)
     waits = []
     for _ in range(5):
         assert run_due(scheduler) == [("A", 1)]
@@ -129,7 +196,7 @@ def test_back_off_doubles_with_jitter_up_to_the_maximum_and_a_delivery_resets_it
         assert 0.75 * full <= wait <= full
     assert run_due(scheduler) == [("A", 1)]
     scheduler.finish("A", DELIVERED, left_queue=True)
-    scheduler.add("A", 2)
+    add(scheduler, "A", 2)
     assert run_due(scheduler) == [("A", 2)]
     scheduler.finish("A", FAILED, left_queue=False)
     assert scheduler.keys["A"].backoff_until - clock() <= 10  # from the first step again
@@ -144,7 +211,7 @@ def test_back_off_doubles_with_jitter_up_to_the_maximum_and_a_delivery_resets_it
 def test_retry_after_is_honoured_between_a_floor_and_a_cap(retry_after, wait):
     clock = Clock()
     scheduler = schedule(clock)
-    scheduler.add("A", 1)
+    add(scheduler, "A", 1)
     run_due(scheduler)
     scheduler.finish("A", THROTTLED, left_queue=False, retry_after=retry_after)
     assert_due_after(scheduler, wait, ("A", 1))
@@ -154,14 +221,14 @@ def test_pacing_allows_the_limit_in_any_sixty_seconds_and_other_keys_go_meanwhil
     clock = Clock()
     scheduler = schedule(clock, max_per_minute=3)
     for stamp in range(1, 8):
-        scheduler.add("A", stamp)
+        add(scheduler, "A", stamp)
     sent = []
     for _ in range(3):
         sent += run_due(scheduler)
         scheduler.finish("A", DELIVERED, left_queue=True)
         clock.advance(1)
     assert sent == [("A", 1), ("A", 2), ("A", 3)]
-    scheduler.add("B", 1)
+    add(scheduler, "B", 1)
     assert run_due(scheduler) == [("B", 1)]
     assert_due_after(scheduler, PACING_WINDOW_SECS - 3, ("A", 4))
 
@@ -169,7 +236,7 @@ def test_pacing_allows_the_limit_in_any_sixty_seconds_and_other_keys_go_meanwhil
 def test_the_retry_limit_counts_only_failures_of_one_event_in_a_row():
     clock = Clock()
     scheduler = schedule(clock, retry_limit=3)
-    scheduler.add("A", 1)
+    add(scheduler, "A", 1)
     counts = []
     for _ in range(3):
         run_due(scheduler)
@@ -178,7 +245,7 @@ def test_the_retry_limit_counts_only_failures_of_one_event_in_a_row():
         clock.advance(600)
     assert counts == [1, 2, 3]
     scheduler.synced(["A"])
-    scheduler.add("A", 2)
+    add(scheduler, "A", 2)
     run_due(scheduler)
     assert scheduler.count_failure("A") == 1  # the next event starts from none
 
@@ -188,13 +255,13 @@ def test_the_retry_limit_counts_only_failures_of_one_event_in_a_row():
 def _backed_off_then_restarted(kind, retry_after, wall_at_restart, clock_at_restart=5.0):
     clock = Clock()
     before = schedule(clock)
-    before.add("A", 1)
+    add(before, "A", 1)
     run_due(before)
     before.finish("A", kind, left_queue=False, retry_after=retry_after, reason="why")
     saved = before.saved_keys(WALL)
     restarted = schedule(Clock(clock_at_restart))  # a new boot: monotonic time starts anew
     restarted.restore(saved, wall_at_restart)
-    restarted.add("A", 1)
+    add(restarted, "A", 1)
     return saved, restarted
 
 
@@ -223,8 +290,8 @@ def test_wall_time_never_enters_the_schedule():
     clock = Clock()
     scheduler = schedule(clock, max_per_minute=2, backoff_interval=5.0, backoff_max=5.0)
     for stamp in (1, 2, 3):
-        scheduler.add("paced", stamp)
-    scheduler.add("failing", 1)
+        add(scheduler, "paced", stamp)
+    add(scheduler, "failing", 1)
     for _ in range(2):
         for key, _ in run_due(scheduler):
             scheduler.finish(key, DELIVERED if key == "paced" else UNREACHABLE, left_queue=key == "paced")
@@ -240,13 +307,13 @@ def test_wall_time_never_enters_the_schedule():
 def test_failure_counts_survive_a_restart():
     clock = Clock()
     before = schedule(clock, retry_limit=5)
-    before.add("A", 1)
+    add(before, "A", 1)
     run_due(before)
     before.count_failure("A")
     before.finish("A", FAILED, left_queue=False)
     restarted = schedule(Clock(), retry_limit=5)
     restarted.restore(before.saved_keys(WALL), WALL)
-    restarted.add("A", 1)
+    add(restarted, "A", 1)
     run_due(restarted)
     assert restarted.count_failure("A") == 2
 
@@ -255,7 +322,7 @@ def test_only_keys_in_trouble_are_saved():
     clock = Clock()
     scheduler = schedule(clock)
     for number in range(3000):
-        scheduler.add(f"K{number}", 1)
+        add(scheduler, f"K{number}", 1)
     for routing_key, _ in run_due(scheduler):
         scheduler.finish(routing_key, REJECTED if routing_key != "K7" else UNREACHABLE,
                          left_queue=routing_key != "K7")
@@ -270,40 +337,44 @@ def test_a_listing_keeps_what_changed_while_it_was_taken():
     clock = Clock()
     scheduler = schedule(clock)
     for stamp in (1, 2, 3):
-        scheduler.add("A", stamp)
-    scheduler.add("gone", 9)
+        add(scheduler, "A", stamp)
+    add(scheduler, "gone", 9)
     assert run_due(scheduler) == [("A", 1), ("gone", 9)]  # in flight when the listing starts
     scheduler.begin_listing()
     scheduler.finish("gone", DELIVERED, left_queue=True)
     scheduler.finish("A", FAILED, left_queue=False)   # put back meanwhile
-    scheduler.add("B", 7)                              # notified meanwhile
-    listing = {"A": array("q", [3, 1, 2]), "gone": array("q", [9]), "C": array("q", [4, 5])}
-    scheduler.end_listing(listing)                     # taken before those changes
-    assert list(scheduler.keys["A"].pending) == [1, 2, 3]
+    add(scheduler, "B", 7)                              # notified meanwhile
+    found = listing(A=[3, 1, 2], gone=[9], C=[4, 5])
+    scheduler.end_listing(found)                     # taken before those changes
+    assert list(scheduler.keys["A"].pending.stamps()) == [1, 2, 3]
     assert "gone" not in scheduler.keys               # sent meanwhile: not put back
-    assert list(scheduler.keys["B"].pending) == [7]
+    assert list(scheduler.keys["B"].pending.stamps()) == [7]
     assert run_due(scheduler) == [("B", 7), ("C", 4)]
 
 
 def test_a_listing_drops_files_removed_by_hand():
     scheduler = schedule(Clock())
     for stamp in (1, 2):
-        scheduler.add("A", stamp)
+        add(scheduler, "A", stamp)
     scheduler.begin_listing()
-    scheduler.end_listing({"A": array("q", [2])})
+    scheduler.end_listing(listing(A=[2]))
     assert run_due(scheduler) == [("A", 2)]
 
 
-@pytest.mark.parametrize("stamps", [
+@pytest.mark.parametrize("orders", [
     list(range(200_000, 0, -1)),                                    # over the run size, one clump
     [1_700_000_000_000_000 + (n * 7919) % 150_001 for n in range(150_001)],  # a shuffled range
     [5, 3, 1, 2**62, 4],
+    [7] * 70_000 + [3],                                             # one tick over the run size
     [],
 ])
-def test_sorted_stamps_sorts_without_a_list_of_everything(stamps):
-    data = array("q", stamps)
-    result = sorted_stamps(data)
-    assert list(result) == sorted(stamps) and len(data) == 0
+def test_sorted_events_sorts_without_a_list_of_everything(orders):
+    listed = Listed()
+    for number, order in enumerate(orders):
+        listed.append(order, len(orders) - number, number % 3)
+    expected = sorted(zip(orders, range(len(orders), 0, -1), (number % 3 for number in range(len(orders)))))
+    result = sorted_events(listed)
+    assert list(zip(result.orders, result.stamps, result.owners)) == expected and len(listed) == 0
 
 
 # -- long runs ---------------------------------------------------------------------------------
@@ -330,7 +401,7 @@ def test_days_of_traffic_over_thousands_of_keys_keep_every_rule():
             key = rng.choice(keys)
             next_stamp[key] += 1
             queued[key].append(next_stamp[key])
-            scheduler.add(key, next_stamp[key])
+            add(scheduler, key, next_stamp[key])
         for key, stamp in run_due(scheduler):
             record = scheduler.keys[key]
             assert record.state == SENDING and clock() >= record.backoff_until
@@ -360,7 +431,7 @@ def test_a_million_event_backlog_is_indexed_compactly_and_drains_in_order():
     scheduler = schedule(Clock())
     stamps = array("q", range(1_000_000, 0, -1))
     scheduler.begin_listing()
-    scheduler.end_listing({"A": stamps})
+    scheduler.end_listing({"A": Listed(array("q", stamps), stamps, array("I", [0]) * 1_000_000)})
     pending = scheduler.keys["A"].pending
     assert pending._stamps.itemsize == 8 and len(pending) == 1_000_000
     for expected in range(1, 20001):

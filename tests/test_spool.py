@@ -12,6 +12,9 @@ from pdagent import spool as spool_module
 from pdagent.event import EventError
 from pdagent.spool import (
     MAX_ENTRY_BYTES,
+    MOVED,
+    NAME_GONE,
+    NAME_REPLACED,
     STALE_TMP_SECS,
     Spool,
     SpoolError,
@@ -328,9 +331,9 @@ def test_reject_records_the_reason_and_retry_brings_events_back(spool):
     names = [spool.enqueue(KEY, entry_bytes(n)) for n in range(2)]
     other = spool.enqueue(OTHER, entry_bytes(9, OTHER))
     with spool.lock():
-        spool.reject(names[0], {"reason": "HTTP 400: invalid routing key", "status": 400})
-        spool.reject(names[1], {"reason": "HTTP 400: second"})
-        spool.reject(other, {"reason": "HTTP 400: other"})
+        for name, reason in ((names[0], {"reason": "HTTP 400: invalid routing key", "status": 400}),
+                             (names[1], {"reason": "HTTP 400: second"}), (other, {"reason": "HTTP 400: other"})):
+            assert spool.move_pending(name, spool.regular_file_inode(name), "err", reason) == MOVED
     assert listing(spool, "pdq") == []
     assert listing(spool, "err") == sorted(names + [other])
     reason = spool.error_reason(names[0])
@@ -465,3 +468,44 @@ def test_enqueuer_interface(spool):
     name, problems = enqueuer.enqueue("bad key", "{}")
     assert name is None and problems == ["routing key must not contain '/', NUL or white space"]
     assert listing(spool, "tmp") == []
+
+
+# -- the entries of pdq/: what they are, when they came, who queued them ----------------------------
+
+def test_pending_files_are_regular_files_only_with_their_ctime_and_owner(spool):
+    name = spool.enqueue(KEY, entry_bytes(1))
+    makers = (os.mkdir, os.mkfifo, lambda path: os.symlink(spool.path("pdq", name), path))
+    for number, make in enumerate(makers, 1):
+        make(spool.path("pdq", event_file_name(number, KEY)))
+    heard = []
+    [pending] = [entry for chunk in spool.pending_files(lambda name, why: heard.append(why)) for entry in chunk]
+    info = os.lstat(spool.path("pdq", name))
+    assert (pending.name, pending.routing_key, pending.changed_ns, pending.owner, pending.inode) == \
+        (name, KEY, info.st_ctime_ns, info.st_uid, info.st_ino)
+    assert heard == ["not a regular file"] * 3
+    assert spool.pending_file(event_file_name(9, KEY)) is None  # a name with nothing there
+
+
+def test_ages_come_from_when_an_entry_came_not_from_its_name(spool):
+    before = time.time()
+    spool.enqueue(KEY, entry_bytes(1), now=1_000_000_000)    # a name claiming 2001
+    spool.enqueue(OTHER, entry_bytes(2, OTHER), now=4 * 10**9)  # and one claiming 2096
+    oldest = spool.oldest_pending()
+    assert set(oldest) == {KEY, OTHER}
+    assert all(before - 0.02 <= when <= time.time() for when in oldest.values())  # ctime: a kernel tick early at most
+
+
+def test_a_move_takes_only_the_entry_that_was_read(spool):
+    name = spool.enqueue(KEY, entry_bytes(1))
+    inode = spool.regular_file_inode(name)
+    os.unlink(spool.path("pdq", name))
+    assert spool.move_pending(name, inode, "suc") == NAME_GONE
+    os.mkdir(spool.path("pdq", name))  # its owner put something else under the name
+    assert spool.move_pending(name, inode, "err", {"reason": "bad"}) == NAME_REPLACED
+    assert os.path.isdir(spool.path("pdq", name)) and not os.path.lexists(spool.path("err", name))
+    assert not os.path.exists(os.path.join(spool.errors_dir, name + ".json"))  # nothing recorded
+    os.rmdir(spool.path("pdq", name))
+    again = spool.enqueue(KEY, entry_bytes(2), now=int(name.split("_")[0]) / 1e6)
+    assert again == name and spool.move_pending(name, inode, "suc") == NAME_REPLACED  # a new inode
+    assert spool.move_pending(name, spool.regular_file_inode(name), "suc") == MOVED
+    assert spool.read_entry("suc", name) == json.loads(entry_bytes(2))

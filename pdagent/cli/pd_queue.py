@@ -31,6 +31,7 @@ from pdagent.spool import (
     SpoolError,
     parse_file_name,
     read_regular_file,
+    utc_now_text,
 )
 from pdagent.state import read_state
 
@@ -139,21 +140,21 @@ def command_parser(parser, command):
 
 def read_queue(spool, db_dir, routing_key=None):
     """What status --json, check and metrics report: {"counts": {key: {pdq, suc, err}},
-    "oldest_us": {key: enqueue time of its oldest pending event}, "state": the saved state}.
+    "oldest": {key: when its oldest pending event came (its ctime, not its name)},
+    "state": the saved state}.
 
     A state file that cannot be read counts as none, as it does for the daemon.
     """
     counts = spool.counts_by_key(routing_key)
-    oldest_us = {key: min(stamps) for key, stamps in spool.pending_stamps().items()
-                 if routing_key is None or key == routing_key}
-    for key in oldest_us.keys() - counts.keys():  # queued between the two listings
+    oldest = spool.oldest_pending(routing_key)
+    for key in oldest.keys() - counts.keys():  # queued between the two listings
         counts[key] = dict.fromkeys(QUEUE_STATES, 0)
-    return {"counts": counts, "oldest_us": oldest_us, "state": read_state(db_dir)}
+    return {"counts": counts, "oldest": oldest, "state": read_state(db_dir)}
 
 
-def _age_secs(stamp_us, now):
-    """Seconds since an enqueue time; never negative (a name may claim a future time)."""
-    return max(0.0, now - stamp_us / 1e6)
+def _age_secs(since, now):
+    """Seconds since an epoch time; never negative (the clock may have stepped back since)."""
+    return max(0.0, now - since)
 
 
 def _backed_off(state, key, now):
@@ -176,10 +177,10 @@ def status_json(queue, now):
     keys = {}
     for key, per_key in sorted(queue["counts"].items()):
         backoff_until = state["keys"].get(key, {}).get("backoff_until", 0)
-        oldest_us = queue["oldest_us"].get(key)
+        oldest = queue["oldest"].get(key)
         keys[key] = {
             "pending": per_key["pdq"], "success": per_key["suc"], "error": per_key["err"],
-            "oldest_pending_age_secs": None if oldest_us is None else round(_age_secs(oldest_us, now), 3),
+            "oldest_pending_age_secs": None if oldest is None else round(_age_secs(oldest, now), 3),
             "backed_off": _backed_off(state, key, now),
             "backoff_until": _iso(backoff_until) if _backed_off(state, key, now) else None,
         }
@@ -187,7 +188,7 @@ def status_json(queue, now):
 
 
 def _iso(epoch_seconds):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
+    return utc_now_text(epoch_seconds)
 
 
 def _one_line(text):
@@ -269,8 +270,8 @@ def check_result(queue, pid, not_running, now, warning_age, critical_age, error_
     counts = queue["counts"].values()
     pending = sum(per_key["pdq"] for per_key in counts)
     errors = sum(per_key["err"] for per_key in counts)
-    oldest_us = min(queue["oldest_us"].values(), default=None)
-    age = 0 if oldest_us is None else int(_age_secs(oldest_us, now))
+    oldest = min(queue["oldest"].values(), default=None)
+    age = 0 if oldest is None else int(_age_secs(oldest, now))
     backed_off = sum(_backed_off(queue["state"], key, now) for key in queue["counts"])
 
     code = OK
@@ -279,7 +280,7 @@ def check_result(queue, pid, not_running, now, warning_age, critical_age, error_
     else:
         daemon = f"pdagentd running (pid {pid})"
     pending_text = f"{pending} pending"
-    if oldest_us is not None:
+    if oldest is not None:
         pending_text += f", the oldest {age} s old"
         if age > critical_age:
             code, pending_text = CRITICAL, pending_text + f" (critical over {critical_age} s)"
@@ -343,7 +344,7 @@ def metrics_text(queue, daemon_up, now):
     state, counts = queue["state"], queue["counts"]
     labels = {key: key_labels(key) for key in counts.keys() | state["keys"].keys()}
     keys = sorted(labels, key=labels.get)
-    oldest_us = min(queue["oldest_us"].values(), default=None)
+    oldest = min(queue["oldest"].values(), default=None)
     metrics = [
         ("pdagent_daemon_up", "gauge", "1 if pdagentd is running (its pid file names a live pdagentd), else 0.",
          [("", int(daemon_up))]),
@@ -354,7 +355,7 @@ def metrics_text(queue, daemon_up, now):
           for key in keys for state_name, directory in STATE_NAMES.items()]),
         ("pdagent_oldest_pending_age_seconds", "gauge",
          "Age of the oldest pending event, 0 when none is pending.",
-         [("", round(0.0 if oldest_us is None else _age_secs(oldest_us, now), 3))]),
+         [("", round(0.0 if oldest is None else _age_secs(oldest, now), 3))]),
         ("pdagent_key_backed_off", "gauge", "1 while the routing key is backed off, else 0.",
          [(labels[key], int(_backed_off(state, key, now))) for key in keys]),
         ("pdagent_key_backoff_remaining_seconds", "gauge",
