@@ -35,28 +35,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as 
 
 VICTIM = routing_key(4100)
 THROTTLED = routing_key(4101)
-VICTIM_USER = "pdagent-test-victim"  # a monitoring user whose events others try to take
 LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
-
-
-def as_other(agent, *argv, input=None):
-    """Run argv (str or bytes items) as the second local user; the CompletedProcess (bytes)."""
-    user = fl.ensure_user(fl.SECOND_USER)
-    return subprocess.run(fl.as_user(*user, list(argv)), env=agent.env(), input=input,
-                          capture_output=True, timeout=30, check=False)
-
-
-def plant(agent, name, content=b""):
-    """The second user puts pdq/<name> (bytes or str) holding `content`, readable by the daemon.
-
-    Written in tmp/ and renamed in whole, so the daemon never reads it half-written.
-    """
-    path = os.path.join(os.fsencode(agent.path("pdq")), os.fsencode(name))
-    staging = os.path.join(os.fsencode(agent.path("tmp")), b"planted-" + os.urandom(4).hex().encode())
-    result = as_other(agent, "sh", "-c", 'umask 022; cat > "$1" && mv "$1" "$2"', "sh", staging, path,
-                      input=content)
-    assert result.returncode == 0, result.stderr
-    return path
 
 
 def deliver_one(agent, standin, key, dedup_key, user=None):
@@ -114,11 +93,11 @@ NOT_EVENTS = not_events("a")
 def test_no_name_stops_delivery(agent, standin, daemon_user, foreground):
     user = fl.ensure_user(fl.SECOND_USER)
     for name in NOT_EVENTS:  # present at start-up ...
-        plant(agent, name, b"{}")
+        fl.plant(agent, name, b"{}")
     agent.start_daemon(foreground=foreground)
     deliver_one(agent, standin, VICTIM, "after-start", user=user)
     for name in not_events("b"):  # ... and arriving while it runs (inotify)
-        plant(agent, name, b"{}")
+        fl.plant(agent, name, b"{}")
     deliver_one(agent, standin, VICTIM, "after-inotify", user=user)
     time.sleep(float(agent.settings["send_interval_secs"]) + 0.5)  # a full rescan has run
     deliver_one(agent, standin, routing_key(4102), "after-rescan", user=daemon_user)
@@ -155,24 +134,18 @@ def test_no_name_stops_delivery(agent, standin, daemon_user, foreground):
         assert os.path.lexists(os.path.join(os.fsencode(agent.path("pdq")), os.fsencode(name)))
 
 
-def forged_entry(body_key, dedup_key):
-    body = fl.alert_body(body_key, 0, tag="forged", dedup_key=dedup_key)
-    return json.dumps({"endpoint": "alert", "event": body,
-                       "agent": {"agent_id": "x", "queued_by": "attacker", "queued_at": "2020-01-01T00:00:00Z"}})
-
-
 @pytest.mark.parametrize("entry_format", ["v2", "v1"])
 def test_name_and_body_must_agree(agent, standin, entry_format):
     """An early file named for the victim's key, whose body is for a key throttled forever."""
     standin.set_faults([{"match": {"routing_key": THROTTLED}, "status": 429, "times": -1}])
     agent.start_daemon()
     if entry_format == "v2":
-        content = forged_entry(THROTTLED, "forged")
+        content = fl.forged_entry(THROTTLED, "forged")
     else:  # an original-agent entry: its service_key is its routing key
         content = json.dumps({"service_key": THROTTLED, "event_type": "trigger", "incident_key": "forged",
                               "description": "forged", "details": {}, "agent": {"queued_by": "x"}})
     name = f"1000000000000000_{VICTIM}.txt"  # before anything the victim will queue
-    plant(agent, name, content.encode())
+    fl.plant(agent, name, content.encode())
     deliver_one(agent, standin, VICTIM, "victim-1")
     deliver_one(agent, standin, VICTIM, "victim-2", user=fl.ensure_user(fl.SECOND_USER))
 
@@ -190,7 +163,7 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
     """Another user can neither remove, rename nor replace a pending event; the agent still moves it."""
     for directory in ("pdq", "tmp"):
         assert stat.S_IMODE(os.stat(agent.path(directory)).st_mode) == 0o3753, directory
-    victim = fl.ensure_user(VICTIM_USER)
+    victim = fl.ensure_user(fl.VICTIM_USER)
     standin.set_faults([{"match": {"routing_key": VICTIM}, "status": 503, "times": -1}])
     agent.start_daemon()
     name = fl.send(agent, VICTIM, "victim-pending", "the victim's event", user=victim)
@@ -198,7 +171,7 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
     pending = agent.path("pdq", name)
     original = Path(pending).read_bytes()
 
-    forged = plant(agent, f"1000000000000001_{VICTIM}.txt", forged_entry(VICTIM, "forged").encode())
+    forged = fl.plant(agent, f"1000000000000001_{VICTIM}.txt", fl.forged_entry(VICTIM, "forged").encode())
     attacks = {
         "rm": ["rm", "-f", pending],
         "mv away": ["mv", "-f", pending, agent.path("pdq", "1000000000000002_x.txt")],
@@ -207,13 +180,13 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
         "truncate": ["truncate", "-s", "0", pending],
     }
     for attack, argv in attacks.items():
-        result = as_other(agent, *argv)
+        result = fl.as_other(agent, *argv)
         assert result.returncode != 0, attack
         assert Path(pending).read_bytes() == original, attack
     # tmp/ too: another user's unfinished entry cannot be removed there.
     victim_tmp = os.path.join(agent.path("tmp"), "victim.tmp")
     subprocess.run(fl.as_user(*victim, ["touch", victim_tmp]), check=True)
-    assert as_other(agent, "rm", "-f", victim_tmp).returncode != 0
+    assert fl.as_other(agent, "rm", "-f", victim_tmp).returncode != 0
     assert os.path.exists(victim_tmp)
 
     # The agent works as before: the daemon moves the victim's (and the forger's) files,
