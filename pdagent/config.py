@@ -368,15 +368,15 @@ class AgentConfig:
         return self.locations.agent_id_file
 
     def get_agent_id(self):
-        from pdagent.spool import read_agent_id
+        from pdagent.spool.files import read_agent_id
         return read_agent_id(self.locations.agent_id_file)
 
     def get_enqueuer(self):
-        from pdagent.spool import Spool
+        from pdagent.spool.queue import Spool
         return Spool(self.locations.outqueue_dir).enqueuer()
 
     def get_queue(self):
-        from pdagent.spool import Spool
+        from pdagent.spool.queue import Spool
         return Spool(self.locations.outqueue_dir, db_dir=self.locations.db_dir)
 
 

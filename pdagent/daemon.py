@@ -22,7 +22,9 @@ import uuid
 from pdagent import __version__
 from pdagent.enqueue import SOURCE_HOST_FILE, cached_host_name, names_a_host
 from pdagent.escape import escape_controls
-from pdagent.spool import QUEUE_STATES, Spool, read_small_file, write_file_atomically
+from pdagent.spool.files import read_small_file, write_file_atomically
+from pdagent.spool.names import QUEUE_FOLDERS
+from pdagent.spool.queue import Spool
 
 log = logging.getLogger("pdagent.daemon")
 
@@ -37,7 +39,7 @@ class StartError(Exception):
 
 def writable_dirs(main_config):
     outqueue = main_config.outqueue_dir
-    return ([os.path.join(outqueue, sub) for sub in ("tmp",) + QUEUE_STATES]
+    return ([os.path.join(outqueue, sub) for sub in ("tmp",) + QUEUE_FOLDERS]
             + [main_config.db_dir, main_config.data_dir, main_config.log_dir, main_config.pid_dir])
 
 

@@ -45,15 +45,9 @@ from pdagent.scheduler import (
     Scheduler,
 )
 from pdagent.sender import Outcome
-from pdagent.spool import (
-    NAME_GONE,
-    NAME_REPLACED,
-    SpoolError,
-    event_file_name,
-    fsync_directory,
-    parse_entry,
-    parse_file_name,
-)
+from pdagent.spool.files import SpoolError, fsync_directory
+from pdagent.spool.names import event_file_name, parse_file_name
+from pdagent.spool.queue import NAME_GONE, NAME_REPLACED, parse_entry
 from pdagent.watch import open_watch
 
 log = logging.getLogger("pdagent.delivery")
@@ -66,7 +60,6 @@ SYNC_BATCH_SECS = 0.02  # a batch of moves waits at most this long for its fsync
 # at most this share of the time (a million names take seconds to list).
 RESCAN_TIME_SHARE = 0.02
 MAX_WARNED_NAMES = 10000  # names whose skipping was logged (once each)
-MAX_UNMOVABLE = 10000     # entries that could not be moved to err/, passed over
 
 
 def mask_key(routing_key):
@@ -137,7 +130,6 @@ class Engine:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._warned_names = set()
-        self._unmovable = set()  # inodes of bad entries that cannot be moved to err/: passed over
         self._lock_failure_logged = False
         self._sync_failure_logged = False
         self._stopping = False
@@ -264,13 +256,10 @@ class Engine:
         started = self.clock()
         with self._lock:
             self.scheduler.begin_listing()
-        found, events, inodes = {}, 0, set()
+        found, events = {}, 0
         try:
             for chunk in self.spool.pending_files(skipped=self._skipped):
                 for pending in chunk:
-                    if pending.inode in self._unmovable:
-                        inodes.add(pending.inode)
-                        continue
                     listed = found.get(pending.routing_key)
                     if listed is None:
                         listed = found[pending.routing_key] = Listed()
@@ -281,7 +270,6 @@ class Engine:
             with self._lock:
                 self.scheduler.abort_listing()
             return
-        self._unmovable &= inodes  # what left pdq/ is forgotten
         keys = len(found)
         with self._lock:
             self.scheduler.end_listing(found)
@@ -328,7 +316,7 @@ class Engine:
     def _arrived(self, names):
         """Index entries seen arriving in pdq/ (one lstat each, outside the lock)."""
         arrivals = [pending for pending in (self.spool.pending_file(name, self._skipped) for name in names)
-                    if pending is not None and pending.inode not in self._unmovable]
+                    if pending is not None]
         if arrivals:
             with self._lock:
                 for pending in arrivals:
@@ -458,14 +446,6 @@ class Engine:
                                                    "kind": outcome.kind}
             done = self.spool.move_pending(name, inode, target, reason)
         except OSError as error:
-            if outcome.kind == BAD_ENTRY:
-                # Not an event, and we may not move it: pass over this entry (not the name) for good
-                # rather than block the key behind it.
-                if len(self._unmovable) < MAX_UNMOVABLE:
-                    self._unmovable.add(inode)
-                log.error("skipping %s in pdq/: %s, and it cannot be moved to err/: %s",
-                          mask_name(name), outcome.reason, error.strerror)
-                return Move(left_queue=True)
             # Answered but not moved: it stays pending and may be sent again (at least once).
             return Move(failure=error.strerror)
         finally:

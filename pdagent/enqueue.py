@@ -16,7 +16,8 @@ from pdagent.event import (
     validate,
 )
 from pdagent.jsonwrite import dumps
-from pdagent.spool import Spool, read_agent_id, read_small_file
+from pdagent.spool.files import read_agent_id, read_small_file
+from pdagent.spool.queue import Spool
 
 # The daemon writes this host's FQDN here at start-up, so that pd-send never
 # waits on a DNS lookup to fill payload.source.

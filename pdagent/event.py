@@ -14,6 +14,8 @@ client_url, agent); `entry_to_request` turns either into what to POST.
 import os
 import time
 
+from pdagent.spool.names import routing_key_problem
+
 ALERT_ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
 ENDPOINT_PATHS = {"alert": "/v2/enqueue", "change": "/v2/change/enqueue"}
@@ -105,21 +107,6 @@ def _days_in_month(year, month):
     if month == 2:
         return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
     return 30 if month in (4, 6, 9, 11) else 31
-
-
-def check_routing_key(routing_key):
-    """The routing key becomes part of a file name, so it must be safe as one."""
-    if not isinstance(routing_key, str) or routing_key == "":
-        raise EventError("routing key (-k) must not be empty")
-    if "/" in routing_key or "\0" in routing_key or any(c.isspace() for c in routing_key):
-        raise EventError("routing key must not contain '/', NUL or white space")
-    try:
-        encoded = routing_key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EventError("routing key must be valid UTF-8") from None
-    # <16-digit time>_<key>.txt must fit in a 255-byte file name.
-    if len(encoded) > 200:
-        raise EventError("routing key is too long (at most 200 bytes)")
 
 
 def split_url(url, schemes=("http", "https")):
@@ -234,10 +221,9 @@ def validate(endpoint, body):
     unknown = sorted(set(body) - allowed)
     if unknown:
         problems.append(f"field {unknown[0]!r} is not defined by the Events API v2")
-    try:
-        check_routing_key(body.get("routing_key"))
-    except EventError as error:
-        problems.append(str(error))
+    key_problem = routing_key_problem(body.get("routing_key"))
+    if key_problem is not None:
+        problems.append(key_problem)
 
     payload = body.get("payload")
     action = body.get("event_action")

@@ -19,7 +19,7 @@ from pdagent.event import (
     utc_timestamp,
     validate,
 )
-from pdagent.spool import parse_file_name
+from pdagent.spool.names import parse_file_name
 from pdagent.state import read_state
 
 

@@ -22,12 +22,8 @@ import json
 import logging
 import os
 
-from pdagent.spool import (
-    SpoolError,
-    read_regular_file,
-    utc_now_text,
-    write_file_atomically,
-)
+from pdagent.spool.files import SpoolError, read_regular_file, write_file_atomically
+from pdagent.timefmt import utc_text
 
 STATE_FILE = "state.json"
 MAX_STATE_BYTES = 64 * 1024 * 1024
@@ -71,7 +67,7 @@ class DeliveryState:
         self.dirty = False
 
     def start(self):
-        self.counters["started_on"] = utc_now_text()
+        self.counters["started_on"] = utc_text()
         self.dirty = True
 
     def count(self, counter):

@@ -191,7 +191,7 @@ def test_a_stale_pid_file_naming_a_tail_of_the_log_neither_blocks_nor_signals_it
 LIBRARY_SCRIPT = """
 from pdagent.config import load_agent_config
 from pdagent.pdagentutil import queue_event
-from pdagent.spool import SpoolError
+from pdagent.spool.files import SpoolError
 config = load_agent_config()
 try:
     print(queue_event(config.get_enqueuer(), "trigger", "%s", "fresh-1", "first run", None, None,

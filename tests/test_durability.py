@@ -22,7 +22,8 @@ from conftest import routing_key
 from pdagent.config import load_main_config
 from pdagent.delivery import Engine
 from pdagent.sender import EventsAPI
-from pdagent.spool import Spool, parse_file_name
+from pdagent.spool.names import parse_file_name
+from pdagent.spool.queue import Spool
 from pdagent.state import DeliveryState
 
 KEYS = [routing_key(1300 + number) for number in range(4)]

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdagent import event as ev
-from pdagent.event import EventError
 from pdagent.jsonwrite import dumps
 
 KEY = "R0utingKey0000000000000000000001"
@@ -415,25 +414,6 @@ def test_timestamp_that_is_not_text(value):
 def test_utc_offset_out_of_range_is_invalid(text):
     with pytest.raises(ev.EventError):
         ev.check_timestamp(text)
-
-
-# -- routing keys --------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("key", [KEY, "a", "k" * 200, "key-with_punct.and:colons", "é" * 100])
-def test_routing_key_that_is_safe_as_a_file_name(key):
-    ev.check_routing_key(key)
-
-
-@pytest.mark.parametrize("key", ["", None, 5, "a/b", "/", "a b", "a\tb", "a\nb", "a\0b", "a\u00a0b",
-                                 "k" * 201, "é" * 101])
-def test_routing_key_that_is_not(key):
-    with pytest.raises(ev.EventError):
-        ev.check_routing_key(key)
-
-
-def test_routing_key_that_is_not_utf8():
-    with pytest.raises(EventError):
-        ev.check_routing_key("abc\udcff")
 
 
 # -- jsonwrite.dumps -------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from pdagent.cli import pd_send
 from pdagent.event import make_entry
 from pdagent.jsonwrite import dumps
-from pdagent.spool import Spool, event_file_name
+from pdagent.spool.names import event_file_name
+from pdagent.spool.queue import Spool
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import events_api_standin  # the strict validator of the stand-in

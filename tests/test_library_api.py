@@ -11,7 +11,7 @@ import pytest
 from conftest import routing_key, wait_for
 
 from pdagent.event import check_timestamp, validate
-from pdagent.spool import parse_file_name
+from pdagent.spool.names import parse_file_name
 
 KEY = routing_key(1)
 OTHER = routing_key(2)

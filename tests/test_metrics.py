@@ -19,7 +19,7 @@ import pytest
 from conftest import assert_usage_error, routing_key, wait_for
 from faultlib import aged, send, start_daemon, stop_daemon
 
-from pdagent.spool import Spool
+from pdagent.spool.queue import Spool
 
 parser = pytest.importorskip("prometheus_client.parser")
 

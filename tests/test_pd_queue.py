@@ -16,7 +16,7 @@ from conftest import as_user, assert_usage_error, routing_key
 from conftest import command as installed_command
 from faultlib import aged
 
-from pdagent.spool import Spool
+from pdagent.spool.queue import Spool
 
 T0 = 1700000000  # 2023-11-14T22:13:20Z, in the past
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import as_user, assert_usage_error, command, routing_key
 
 from pdagent.event import entry_to_request, validate
-from pdagent.spool import parse_file_name
+from pdagent.spool.names import parse_file_name
 
 KEY = routing_key(1)
 

@@ -8,18 +8,17 @@ import time
 
 import pytest
 
-from pdagent import spool as spool_module
 from pdagent.event import EventError
-from pdagent.spool import (
+from pdagent.spool import writer as spool_writer
+from pdagent.spool.files import SpoolError
+from pdagent.spool.names import event_file_name, parse_file_name
+from pdagent.spool.queue import (
     MAX_ENTRY_BYTES,
     MOVED,
     NAME_GONE,
     NAME_REPLACED,
     STALE_TMP_SECS,
     Spool,
-    SpoolError,
-    event_file_name,
-    parse_file_name,
 )
 
 KEY = "R0utingKey0000000000000000000001"
@@ -225,7 +224,7 @@ def test_failure_while_writing_the_data_leaves_nothing(spool, monkeypatch):
     def full_disk(fd, data):
         os.write(fd, data[:10])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(spool_module, "_write_all", full_disk)
+    monkeypatch.setattr(spool_writer, "write_all", full_disk)
     with pytest.raises(SpoolError):
         spool.enqueue(KEY, entry_bytes())
     assert listing(spool, "pdq") == [] and listing(spool, "tmp") == []
@@ -498,6 +497,7 @@ def test_ages_come_from_when_an_entry_came_not_from_its_name(spool):
 def test_a_move_takes_only_the_entry_that_was_read(spool):
     name = spool.enqueue(KEY, entry_bytes(1))
     inode = spool.regular_file_inode(name)
+    os.link(spool.path("pdq", name), spool.path("tmp", "kept"))  # so no new file gets its inode number
     os.unlink(spool.path("pdq", name))
     assert spool.move_pending(name, inode, "suc") == NAME_GONE
     os.mkdir(spool.path("pdq", name))  # its owner put something else under the name

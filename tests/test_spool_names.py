@@ -12,11 +12,17 @@ import shutil
 import tempfile
 import unicodedata
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pdagent.event import EventError, check_routing_key
-from pdagent.spool import MAX_STAMP_DIGITS, Spool, event_file_name, parse_file_name
+from pdagent.spool.names import (
+    MAX_STAMP_DIGITS,
+    event_file_name,
+    parse_file_name,
+    routing_key_problem,
+)
+from pdagent.spool.queue import Spool
 
 REFERENCE = re.compile(rf"([1-9][0-9]{{0,{MAX_STAMP_DIGITS - 1}}})_(.+)\.txt", re.ASCII | re.DOTALL)
 
@@ -31,9 +37,12 @@ def reference_parse(name):
     if not match:
         return None
     routing_key = match.group(2)
+    if "/" in routing_key or any(char.isspace() or char == "\0" for char in routing_key):
+        return None
     try:
-        check_routing_key(routing_key)
-    except EventError:
+        if len(routing_key.encode("utf-8")) > 200:
+            return None
+    except UnicodeEncodeError:
         return None
     if not printable(routing_key):
         return None
@@ -102,3 +111,23 @@ def test_counts_by_key_counts_exactly_the_names_parse_file_name_takes(listing):
         assert spool.names("pdq") == sorted(name for name in written if reference_parse(name))
     finally:
         shutil.rmtree(top)
+
+
+# -- the routing-key rule ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["R0utingKey0000000000000000000001", "a", "k" * 200, "key-with_punct.and:colons",
+                                 "é" * 100])
+def test_routing_key_that_is_safe_as_a_file_name(key):
+    assert routing_key_problem(key) is None
+
+
+@pytest.mark.parametrize(("key", "problem"), [
+    ("", "must not be empty"), (None, "must not be empty"), (5, "must not be empty"),
+    ("a/b", "'/', NUL or white space"), ("/", "'/', NUL or white space"), ("a b", "'/', NUL or white space"),
+    ("a\tb", "'/', NUL or white space"), ("a\nb", "'/', NUL or white space"), ("a\0b", "'/', NUL or white space"),
+    ("a\u00a0b", "'/', NUL or white space"), ("abc\udcff", "valid UTF-8"),
+    ("key\x1b[31m", "non-printable"), ("key\u202e", "non-printable"),
+    ("k" * 201, "too long"), ("é" * 101, "too long"),
+])
+def test_routing_key_that_is_not(key, problem):
+    assert problem in routing_key_problem(key)

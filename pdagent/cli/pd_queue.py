@@ -25,15 +25,11 @@ import time
 from pdagent.config import ConfigError, load_locations
 from pdagent.escape import escape_controls, utf8_stdout
 from pdagent.event import is_ascii_digits
-from pdagent.spool import (
-    QUEUE_STATES,
-    Spool,
-    SpoolError,
-    parse_file_name,
-    read_regular_file,
-    utc_now_text,
-)
+from pdagent.spool.files import SpoolError, read_regular_file
+from pdagent.spool.names import QUEUE_FOLDERS, parse_file_name
+from pdagent.spool.queue import Spool
 from pdagent.state import read_state
+from pdagent.timefmt import utc_text
 
 STATE_NAMES = {"pending": "pdq", "success": "suc", "error": "err"}
 
@@ -148,7 +144,7 @@ def read_queue(spool, db_dir, routing_key=None):
     counts = spool.counts_by_key(routing_key)
     oldest = spool.oldest_pending(routing_key)
     for key in oldest.keys() - counts.keys():  # queued between the two listings
-        counts[key] = dict.fromkeys(QUEUE_STATES, 0)
+        counts[key] = dict.fromkeys(QUEUE_FOLDERS, 0)
     return {"counts": counts, "oldest": oldest, "state": read_state(db_dir)}
 
 
@@ -188,7 +184,7 @@ def status_json(queue, now):
 
 
 def _iso(epoch_seconds):
-    return utc_now_text(epoch_seconds)
+    return utc_text(epoch_seconds)
 
 
 def _one_line(text):

@@ -20,7 +20,7 @@ from pdagent.event import (
     check_timestamp,
     utc_timestamp,
 )
-from pdagent.spool import SpoolError
+from pdagent.spool.files import SpoolError
 
 DESCRIPTION = "Queue up a trigger, acknowledge, resolve or change event to PagerDuty."
 EPILOG = "The event is written to the local spool and sent by the pdagentd daemon."

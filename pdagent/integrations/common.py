@@ -11,7 +11,7 @@ from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import queue_v2_event
 from pdagent.escape import utf8_stdout
 from pdagent.event import EventError
-from pdagent.spool import SpoolError
+from pdagent.spool.files import SpoolError
 
 
 def warn(prog, text):

@@ -1,0 +1,50 @@
+"""The disk spool: one file per event under outqueue/, the original agent's tree.
+
+    outqueue/tmp/   entries being written (never read by anyone else)
+    outqueue/pdq/   pending:   <enqueue time, microseconds>_<routing key>.txt
+    outqueue/suc/   delivered: same name
+    outqueue/err/   rejected:  same name; why is in db/errors/<name>.json
+
+Invariants, which everything else relies on:
+- A name in pdq/ always holds a complete, fsynced entry. Writers create the
+  file in tmp/, write, fsync, then hard-link it into pdq/ (link fails instead
+  of overwriting, so two writers in the same microsecond both succeed: the
+  loser takes the next microsecond), fsync again, and unlink the tmp name.
+- Queue order is the order the kernel saw entries arrive, never a name:
+  per routing key the daemon sends in the order of each entry's ctime
+  (set by the kernel when the name is linked in; its owner can only push it
+  to "now", nobody can set it back), ties broken by name. A name's stamp is
+  the writer's wall clock and only names the file: another user chooses it
+  freely, so neither order nor ages rest on it. Entries the daemon sees
+  arrive (inotify) after the clock stepped back still go after the key's
+  earlier ones (scheduler.py).
+- Only regular files are events: a directory, FIFO, socket or link under
+  an event's name is passed over, never read, moved or recorded.
+- Only the daemon moves files out of pdq/ (rename: atomic), and only after
+  the Events API answered; `pd-queue retry` moves err/ -> pdq/. Both do so
+  holding the queue lock (flock on db/queue.lock), which the kernel drops
+  when a process dies, so no lock is ever left behind. A move checks first
+  that the name still holds the inode that was read (only its owner could
+  have swapped it), and again after: nothing else is ever moved. A move is
+  made durable by fsyncing the target folder, then pdq/ (the delivery
+  engine batches these; `retry` does it once at the end).
+- Enqueueing takes no lock and never reads pdq/: any local user can drop an
+  event into a folder they cannot list (mode 3753, group pdagent). A missing
+  spool is created first. The sticky bit means only a file's owner and the
+  daemon (the folder's owner) may remove or replace it: no user can take
+  another's event away.
+- Other users may put anything in pdq/, so no name is trusted: only names
+  in the agent's own format (names.py) are events; every other name is
+  skipped, and a file whose body names another routing key than its file
+  name is a bad entry (the delivery engine moves it to err/).
+- Readers (pd-queue status/list) only list and read; they write nothing.
+
+One module per operation, each layer on the one before:
+    names.py    the file name format and the routing-key rule
+    files.py    safe file helpers: atomic writes, reads that never follow a
+                link or wait on a FIFO, directory fsync
+    tree.py     SpoolTree: where the folders are; the queue lock (lock.py)
+    writer.py   enqueue: what pd-send imports (its start-up budget is here)
+    listing.py  SpoolListing: what is in the folders, a chunk at a time
+    queue.py    Spool: read, move, retry, discard, clean up
+"""

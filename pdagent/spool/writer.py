@@ -1,0 +1,98 @@
+"""Enqueueing: what pd-send, the integrations and the library write with.
+
+pd-send imports this module, so it imports only what pd-send's start-up can
+afford (os, time and the spool's names and file helpers; no json, no re):
+pd-send is run dozens of times a minute by monitoring tools.
+"""
+
+import os
+import time
+
+from pdagent.event import EventError
+from pdagent.spool.files import SpoolError, fsync_directory, write_all
+from pdagent.spool.names import event_file_name, routing_key_problem
+from pdagent.spool.tree import SpoolTree
+
+ENTRY_MODE = 0o640
+
+
+class SpoolWriter(SpoolTree):
+    """Writes entries into pdq/: tmp/, write, fsync, link, fsync, unlink (see the package's rules)."""
+
+    def enqueue(self, routing_key, data, now=None):
+        """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name.
+
+        A missing spool is created (SpoolError, one line, if it cannot be).
+        `now` (seconds) sets the enqueue time as is, for tests and tools.
+        """
+        problem = routing_key_problem(routing_key)
+        if problem is not None:
+            raise EventError(problem)
+        pdq_dir = self.folder("pdq")
+        enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
+        tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
+        fd = self._create_tmp_file(tmp_path)
+        try:
+            os.fchmod(fd, ENTRY_MODE)  # whatever the caller's umask
+            write_all(fd, data)
+            os.fsync(fd)
+            name = self._link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key)
+        except OSError as error:
+            raise SpoolError(f"cannot write the event to {self.outqueue_dir}: {error.strerror}") from None
+        else:
+            # The event is queued from here on. The data was fsynced already; these make
+            # the new name durable (a failure is not the event's: it is not reported).
+            try:
+                os.fsync(fd)  # link() dirtied the inode; on journaling filesystems this commits the name
+            except OSError:
+                pass
+            fsync_directory(pdq_dir)
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(tmp_path)
+            except OSError:
+                pass  # the daemon's cleanup removes stale tmp/ files
+        return name
+
+    def _create_tmp_file(self, tmp_path):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            try:
+                return os.open(tmp_path, flags, ENTRY_MODE)
+            except FileNotFoundError:
+                self.create_dirs()  # tmp/ alone missing (removed by hand)
+                return os.open(tmp_path, flags, ENTRY_MODE)
+        except OSError as error:
+            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
+
+    def _link_unique(self, tmp_path, pdq_dir, enqueue_time_us, routing_key):
+        while True:
+            name = event_file_name(enqueue_time_us, routing_key)
+            try:
+                os.link(tmp_path, os.path.join(pdq_dir, name))
+                return name
+            except FileExistsError:
+                enqueue_time_us += 1  # another writer took this microsecond
+            except FileNotFoundError:
+                if os.path.isdir(pdq_dir):
+                    raise
+                self.create_dirs()  # pdq/ alone missing (removed by hand)
+
+    def enqueuer(self):
+        return Enqueuer(self)
+
+
+class Enqueuer:
+    """The original agent's enqueuer interface: `enqueue(service_key, data)` -> (name, problems)."""
+
+    def __init__(self, spool):
+        self.spool = spool
+
+    def enqueue(self, service_key, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        try:
+            return self.spool.enqueue(service_key, data), []
+        except ValueError as error:
+            return None, [str(error)]
