@@ -17,7 +17,7 @@ from pdagent.event import (
 )
 from pdagent.jsonwrite import dumps
 from pdagent.spool.files import read_agent_id, read_small_file
-from pdagent.spool.queue import Spool
+from pdagent.spool.writer import SpoolWriter
 
 # The daemon writes this host's FQDN here at start-up, so that pd-send never
 # waits on a DNS lookup to fill payload.source.
@@ -72,7 +72,7 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
         raise EventError(f"the event is not valid JSON: {error}") from None
     if len(data) > MAX_BODY_BYTES:
         raise EventError(f"event is {len(data)} bytes; the Events API takes at most {MAX_BODY_BYTES}")
-    spool = Spool(locations.outqueue_dir, locations.db_dir)
+    spool = SpoolWriter(locations.outqueue_dir, locations.db_dir)
     name = spool.enqueue(body["routing_key"], data)
     return body.get("dedup_key"), name
 
