@@ -229,9 +229,9 @@ def run(main_config, foreground):
     # Imported here, not at module level: pd-send and pd-queue never need them.
     import daemon
 
-    from pdagent.delivery import Engine
-    from pdagent.sender import EventsAPI
-    from pdagent.state import DeliveryState
+    from pdagent.delivery.engine import Engine
+    from pdagent.events_api import EventsAPI
+    from pdagent.state import SavedState
 
     signals = {"stop": False, "reopen": False}
     engine_box = []
@@ -259,12 +259,12 @@ def run(main_config, foreground):
                             proxy_url=main_config.proxy_url, ca_bundle=main_config.ca_bundle,
                             source_address=main_config.source_address,
                             connections=main_config.send_concurrency)
-            state = DeliveryState(main_config.db_dir)
-            state.start()
+            saved = SavedState(main_config.db_dir)
+            saved.start()
             spool = Spool(main_config.outqueue_dir, main_config.db_dir)
             with spool.lock():  # creates db/queue.lock now, while db/ is known to be writable
                 pass
-            engine = Engine(main_config, spool, api, state, source_host=_SourceHost(main_config.data_dir),
+            engine = Engine(main_config, spool, api, saved, source_host=_SourceHost(main_config.data_dir),
                             senders=main_config.send_concurrency)
             engine_box.append(engine)
             log.info("pdagentd %s started (pid %d): %s, proxy %s, TLS CAs %s, inotify on %s",

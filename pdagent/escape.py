@@ -1,4 +1,5 @@
-"""Show text that others chose (file names, event fields, server answers) without its control characters.
+"""Show text that others chose (file names, event fields, server answers) without its control
+characters, and routing keys only masked.
 
 Local users name files in pdq/ and write event bodies; the network writes
 HTTP answers. None of it may reach the daemon's log or an operator's terminal
@@ -12,6 +13,8 @@ is. And the commands' stdout can show it at all: see utf8_stdout.
 import codecs
 import io
 import sys
+
+from pdagent.spool.names import event_file_name, parse_file_name
 
 
 def escape_controls(text):
@@ -37,3 +40,16 @@ def utf8_stdout():
         line_buffering = sys.stdout.line_buffering
         sys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding="utf-8", errors="backslashreplace",
                                       line_buffering=line_buffering)
+
+
+def mask_key(routing_key):
+    """What logs and metrics show of a routing key: its last 4 characters."""
+    return "****" + routing_key[-4:]
+
+
+def mask_name(name):
+    """A spool file name as logs show it: the key part masked (whatever else the name holds)."""
+    parsed = parse_file_name(name)
+    if parsed:
+        return event_file_name(parsed[0], mask_key(parsed[1]))
+    return f"<{len(name)}-character name ending {name[-4:]!r}>"

@@ -15,7 +15,7 @@ that may be the event's own fault (5xx, timeout), for
 retry_limit_for_possible_errors, and survives restarts.
 
 Only the daemon writes it, at most once a second and outside the schedule's
-lock (delivery.py); pd-queue reads it.
+lock (delivery/housekeeping.py); pd-queue reads it.
 """
 
 import json
@@ -56,7 +56,7 @@ def _count(value):
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-class DeliveryState:
+class SavedState:
     """The daemon's counters and what it saved of the keys; `encode` then `write` saves them."""
 
     def __init__(self, db_dir):

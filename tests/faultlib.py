@@ -238,7 +238,7 @@ def attempts(standin, dedup_key):
 
 def log_attempts(agent, name, kinds=("failed", "unreachable", "throttled")):
     """Log lines of the daemon's unsuccessful attempts at one spool name."""
-    from pdagent.delivery import mask_name
+    from pdagent.escape import mask_name
     masked = mask_name(name)
     return [line for line in agent.log_text().splitlines()
             if f"event {masked} " in line and any(f"result={kind}" in line for kind in kinds)]

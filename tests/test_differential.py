@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from pdagent import event
 from pdagent.cli.pd_send import OPTIONS, build_parser, fast_parse
 from pdagent.config import ConfigError, read_ini
+from pdagent.events_api import parse_retry_after
 from pdagent.jsonwrite import dumps
-from pdagent.sender import parse_retry_after
 
 KEY = routing_key(1)
 MANY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

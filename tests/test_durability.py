@@ -20,11 +20,11 @@ import faultlib as fl
 from conftest import routing_key
 
 from pdagent.config import load_main_config
-from pdagent.delivery import Engine
-from pdagent.sender import EventsAPI
+from pdagent.delivery.engine import Engine
+from pdagent.events_api import EventsAPI
 from pdagent.spool.names import parse_file_name
 from pdagent.spool.queue import Spool
-from pdagent.state import DeliveryState
+from pdagent.state import SavedState
 
 KEYS = [routing_key(1300 + number) for number in range(4)]
 
@@ -71,7 +71,7 @@ def test_a_power_cut_at_any_moment_repeats_at_most_one_event_per_key(agent, stan
     api = EventsAPI(standin.url, 10)
     api.post = history.wrap_post(api.post, names_by_dedup_key)
     monkeypatch.setattr(os, "fsync", history.wrap_fsync(os.fsync))
-    engine = Engine(main_config, spool, api, DeliveryState(main_config.db_dir))
+    engine = Engine(main_config, spool, api, SavedState(main_config.db_dir))
     runner = threading.Thread(target=engine.run, kwargs={"stop_grace_secs": 5})
     runner.start()
     try:

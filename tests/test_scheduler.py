@@ -1,4 +1,4 @@
-"""The pure scheduler (pdagent/scheduler.py) driven through an injected clock: order, turns,
+"""The pure scheduler (pdagent/delivery/schedule.py) driven through an injected clock: order, turns,
 pacing, back-off, restarts, clock steps, listings, and days of simulated time over thousands
 of keys, each in milliseconds."""
 
@@ -8,24 +8,25 @@ from array import array
 
 import pytest
 
-from pdagent.scheduler import (
-    BAD_ENTRY,
-    DELIVERED,
-    FAILED,
-    GONE,
+from pdagent.delivery.pending import Listed, sorted_events
+from pdagent.delivery.schedule import (
     MAX_RETRY_AFTER_SECS,
     MIN_RETRY_AFTER_SECS,
     PACING_WINDOW_SECS,
     READY,
-    REJECTED,
     SENDING,
     SYNCING,
+    WAITING,
+    Scheduler,
+)
+from pdagent.outcome import (
+    BAD_ENTRY,
+    DELIVERED,
+    FAILED,
+    GONE,
+    REJECTED,
     THROTTLED,
     UNREACHABLE,
-    WAITING,
-    Listed,
-    Scheduler,
-    sorted_events,
 )
 
 WALL = 1795452000.0  # 2026-11-23T16:40:00Z
@@ -101,7 +102,7 @@ def test_a_key_sends_in_the_order_its_entries_came_one_at_a_time_and_keys_take_t
     scheduler.finish("B", DELIVERED, left_queue=True)
     assert run_due(scheduler) == [("A", 20)]
     scheduler.finish("A", FAILED, left_queue=False)  # put back and backed off: 10 must wait too
-    assert scheduler.keys["A"].state == WAITING and run_due(scheduler) == []
+    assert scheduler.keys["A"].phase == WAITING and run_due(scheduler) == []
     clock.advance(60)
     assert run_due(scheduler) == [("A", 20)]
 
@@ -160,7 +161,7 @@ def test_a_moved_event_holds_its_key_until_the_move_is_durable_but_not_the_other
     assert run_due(scheduler) == [("A", 1), ("B", 1)]
     scheduler.finish("A", DELIVERED, left_queue=True, moved=True)
     scheduler.finish("B", DELIVERED, left_queue=True, moved=True)
-    assert scheduler.keys["A"].state == SYNCING and run_due(scheduler) == []
+    assert scheduler.keys["A"].phase == SYNCING and run_due(scheduler) == []
     scheduler.synced(["B"])
     assert run_due(scheduler) == [("B", 2)]
     scheduler.synced(["A"])
@@ -404,7 +405,7 @@ def test_days_of_traffic_over_thousands_of_keys_keep_every_rule():
             add(scheduler, key, next_stamp[key])
         for key, stamp in run_due(scheduler):
             record = scheduler.keys[key]
-            assert record.state == SENDING and clock() >= record.backoff_until
+            assert record.phase == SENDING and clock() >= record.backoff_until
             assert stamp == min(set(queued[key]) - set(finished[key]))  # oldest first
             sends[key].append(clock())
             recent = [when for when in sends[key] if when > clock() - PACING_WINDOW_SECS]
@@ -437,4 +438,4 @@ def test_a_million_event_backlog_is_indexed_compactly_and_drains_in_order():
     for expected in range(1, 20001):
         assert run_due(scheduler) == [("A", expected)]
         scheduler.finish("A", DELIVERED, left_queue=True)
-    assert scheduler.keys["A"].state == READY and len(pending) == 980_000
+    assert scheduler.keys["A"].phase == READY and len(pending) == 980_000

@@ -17,7 +17,7 @@ Invariants, which everything else relies on:
   the writer's wall clock and only names the file: another user chooses it
   freely, so neither order nor ages rest on it. Entries the daemon sees
   arrive (inotify) after the clock stepped back still go after the key's
-  earlier ones (scheduler.py).
+  earlier ones (delivery/schedule.py).
 - Only regular files are events: a directory, FIFO, socket or link under
   an event's name is passed over, never read, moved or recorded.
 - Only the daemon moves files out of pdq/ (rename: atomic), and only after

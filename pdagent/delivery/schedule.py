@@ -1,6 +1,6 @@
-"""The delivery schedule: which routing key sends next, and when. Pure state, no I/O.
+"""The delivery schedule: which routing key sends next, and when. Pure data and decisions, no I/O.
 
-delivery.Engine runs the threads, reads and moves the spool's files and talks
+delivery/engine.py runs the threads, reads and moves the spool's files and talks
 HTTP around this; here are only data and decisions, with the clock injected
 (a callable returning monotonic seconds), so tests can drive the schedule
 through clock steps, restarts and days of simulated time in milliseconds.
@@ -17,7 +17,7 @@ Invariants:
   of its key's already known (the wall clock stepped back) is placed after
   them, and keeps that place across listings (`_Key.placed`) while the
   daemon runs.
-- A key is in exactly one state (IDLE, READY, WAITING, SENDING, SYNCING).
+- A key is in exactly one phase (IDLE, READY, WAITING, SENDING, SYNCING).
   READY keys take turns per owner, then per key: the local accounts whose
   events are first in line take turns (round robin), and each account's
   ready keys take turns among themselves, so one account's many keys delay
@@ -40,22 +40,11 @@ Invariants:
 import collections
 import heapq
 import random
-from array import array
-from bisect import bisect_left
 
-# What became of one attempt. sender.py sorts HTTP answers into the first five;
-# the engine finds the other two before any POST.
-DELIVERED = "delivered"        # 2xx: the file goes to suc/
-REJECTED = "rejected"          # a 4xx that blames the event: err/ at once
-THROTTLED = "throttled"        # 429: back off, never err/
-FAILED = "failed"              # 5xx, 408, timeouts: back off; err/ after the retry limit
-UNREACHABLE = "unreachable"    # network, DNS, proxy, TLS: back off, never err/
-GONE = "gone"                  # the file left pdq/ before its turn (moved by hand)
-BAD_ENTRY = "bad entry"        # not an event we can send: err/ unsent
-BACK_OFF_KINDS = (THROTTLED, FAILED, UNREACHABLE)
-UNSENT_KINDS = (GONE, BAD_ENTRY)    # no POST was made: the attempt takes no pacing slot
+from pdagent.delivery.pending import PendingEvents, keep_placed, sorted_events
+from pdagent.outcome import BACK_OFF_KINDS, DELIVERED, THROTTLED, UNSENT_KINDS
 
-# Where a routing key is in the schedule.
+# Where a routing key is in the schedule: its phase.
 IDLE = "idle"          # nothing pending, or just finished and not yet placed
 READY = "ready"        # in the round robin
 WAITING = "waiting"    # in the deadline heap: paced or backed off
@@ -67,148 +56,19 @@ MIN_RETRY_AFTER_SECS = 1.0      # `Retry-After: 0` must not make a hot loop
 MAX_RETRY_AFTER_SECS = 3600.0   # nor a huge one stop a key for days
 MAX_BACKOFF_EXPONENT = 30
 
-_SORT_RUN = 65536   # sorted() takes at most this many at once (it builds a list of tuples)
-_BUCKETS = 64
-
-
-class Listed:
-    """Events of one key as a listing found them, in no order: parallel arrays."""
-
-    __slots__ = ("orders", "owners", "stamps")
-
-    def __init__(self, orders=None, stamps=None, owners=None):
-        self.orders = orders if orders is not None else array("q")
-        self.stamps = stamps if stamps is not None else array("q")
-        self.owners = owners if owners is not None else array("I")
-
-    def __len__(self):
-        return len(self.stamps)
-
-    def append(self, order, stamp, owner):
-        self.orders.append(order)
-        self.stamps.append(stamp)
-        self.owners.append(owner)
-
-
-def sorted_events(listed):
-    """A new Listed of `listed`'s events by (order, stamp); `listed` is emptied on the way.
-
-    Past `_SORT_RUN` events they are split into buckets by order and each
-    bucket sorted on its own (a clump is split again), so no list of all of
-    them is ever built.
-    """
-    orders = listed.orders
-    if len(orders) > _SORT_RUN:
-        low, high = min(orders), max(orders)
-        if low < high:
-            width = (high - low) // _BUCKETS + 1
-            buckets = [Listed() for _ in range(_BUCKETS)]
-            for order, stamp, owner in zip(orders, listed.stamps, listed.owners):
-                buckets[(order - low) // width].append(order, stamp, owner)
-            _empty(listed)
-            result = Listed()
-            for bucket in buckets:
-                part = sorted_events(bucket)
-                result.orders.extend(part.orders)
-                result.stamps.extend(part.stamps)
-                result.owners.extend(part.owners)
-            return result
-    rows = sorted(zip(orders, listed.stamps, listed.owners))
-    _empty(listed)
-    return Listed(array("q", [row[0] for row in rows]), array("q", [row[1] for row in rows]),
-                  array("I", [row[2] for row in rows]))
-
-
-def _empty(listed):
-    del listed.orders[:], listed.stamps[:], listed.owners[:]
-
-
-class PendingEvents:
-    """One key's pending events in queue order: parallel arrays with a moving head."""
-
-    __slots__ = ("_head", "_orders", "_owners", "_stamps")
-    _COMPACT_AFTER = 4096
-
-    def __init__(self, ordered=None):
-        ordered = ordered if ordered is not None else Listed()
-        self._orders, self._stamps, self._owners = ordered.orders, ordered.stamps, ordered.owners
-        self._head = 0
-
-    def __len__(self):
-        return len(self._stamps) - self._head
-
-    def stamps(self):
-        return self._stamps[self._head:]
-
-    def first(self):
-        """(order, stamp, owner) of the event that goes next."""
-        head = self._head
-        return self._orders[head], self._stamps[head], self._owners[head]
-
-    def last_order(self):
-        return self._orders[-1] if len(self) else None
-
-    def position(self, order, stamp):
-        """Where (order, stamp) goes, and whether that very event is there already."""
-        orders, stamps = self._orders, self._stamps
-        at = bisect_left(orders, order, self._head)
-        while at < len(orders) and orders[at] == order and stamps[at] < stamp:
-            at += 1
-        return at, at < len(orders) and orders[at] == order and stamps[at] == stamp
-
-    def add(self, order, stamp, owner):
-        """Insert the event in order; False if it is there already."""
-        orders = self._orders
-        if len(orders) == self._head or (order, stamp) > (orders[-1], self._stamps[-1]):
-            self._append(order, stamp, owner)  # the usual case: after everything pending
-            return True
-        at, present = self.position(order, stamp)
-        if present:
-            return False
-        if at == self._head and self._head:
-            self._head -= 1  # an event put back at the front: reuse the slot it left
-            at = self._head
-            orders[at], self._stamps[at], self._owners[at] = order, stamp, owner
-        else:
-            orders.insert(at, order)
-            self._stamps.insert(at, stamp)
-            self._owners.insert(at, owner)
-        return True
-
-    def _append(self, order, stamp, owner):
-        self._orders.append(order)
-        self._stamps.append(stamp)
-        self._owners.append(owner)
-
-    def remove(self, stamp):
-        """Take out the event of `stamp` (a key's stamps are unique: they are its names)."""
-        try:
-            at = self._head + self._stamps[self._head:].index(stamp)  # array.index takes no start before 3.10
-        except ValueError:
-            return
-        del self._orders[at], self._stamps[at], self._owners[at]
-
-    def pop_first(self):
-        event = self.first()
-        self._head += 1
-        if self._head >= self._COMPACT_AFTER and self._head * 2 >= len(self._stamps):
-            head = self._head
-            del self._orders[:head], self._stamps[:head], self._owners[:head]
-            self._head = 0
-        return event
 
 
 class _Key:
-    """One routing key: its pending events, its state, its pacing and back-off."""
+    """One routing key: its pending events, its phase, its pacing and back-off."""
 
-    __slots__ = ("backoff_until", "backoffs", "failures", "in_flight", "pending", "placed", "reason",
-                 "recent_sends", "routing_key", "state", "throttled")
+    __slots__ = ("backoff_until", "backoffs", "failures", "in_flight", "pending", "phase", "placed",
+                 "reason", "recent_sends", "routing_key", "throttled")
 
     def __init__(self, routing_key, max_per_minute):
         self.routing_key = routing_key
         self.pending = PendingEvents()
         self.placed = None     # {stamp: order} of events placed after a backward clock step
-        self.state = IDLE
+        self.phase = IDLE
         self.in_flight = None  # (order, stamp, owner) of the event SENDING or SYNCING
         self.recent_sends = collections.deque(maxlen=max_per_minute or 1)
         self.backoffs = 0          # back-offs in a row: sets the next wait
@@ -280,7 +140,7 @@ class Scheduler:
     def begin_listing(self):
         """A full listing of pdq/ starts; `end_listing` takes what it found."""
         out = {(record.routing_key, record.in_flight_stamp()) for record in self.keys.values()
-               if record.state in (SENDING, SYNCING)}
+               if record.phase in (SENDING, SYNCING)}
         self._listing = ([], out)
 
     def abort_listing(self):
@@ -305,7 +165,7 @@ class Scheduler:
             listed = found.pop(routing_key)
             record = self._record(routing_key)
             if record.placed:
-                record.placed = _keep_placed(record.placed, listed)
+                record.placed = keep_placed(record.placed, listed)
             pending = PendingEvents(sorted_events(listed))
             for stamp in taken_by_key.get(routing_key, ()):
                 pending.remove(stamp)
@@ -320,15 +180,15 @@ class Scheduler:
 
     def _place(self, record):
         """Put an idle key with pending events in line: ready now, or waiting until its time."""
-        if record.state != IDLE or not record.pending:
+        if record.phase != IDLE or not record.pending:
             return
         now = self.clock()
         when = max(record.backoff_until, self._pacing_until(record))
         if when <= now:
-            record.state = READY
+            record.phase = READY
             self._ready.append(record.pending.first()[2], record.routing_key)
         else:
-            record.state = WAITING
+            record.phase = WAITING
             heapq.heappush(self._waiting, (when, record.routing_key))
 
     def _pacing_until(self, record):
@@ -344,9 +204,9 @@ class Scheduler:
         while self._waiting and self._waiting[0][0] <= now:
             _, routing_key = heapq.heappop(self._waiting)
             record = self.keys[routing_key]
-            record.state = IDLE
+            record.phase = IDLE
             self._place(record)
-            woken = woken or record.state == READY
+            woken = woken or record.phase == READY
         return woken
 
     def next_deadline(self):
@@ -358,11 +218,11 @@ class Scheduler:
         while self._ready:
             record = self.keys[self._ready.popleft()]
             if not record.pending:  # a listing found its files gone
-                record.state = IDLE
+                record.phase = IDLE
                 self._forget_if_done(record)
                 continue
             record.in_flight = record.pending.pop_first()
-            record.state = SENDING
+            record.phase = SENDING
             if self.max_per_minute:
                 record.recent_sends.append(self.clock())
             if self._listing is not None:
@@ -413,9 +273,9 @@ class Scheduler:
             self._back_off(record, kind, retry_after, reason)
         if moved:
             record.in_flight = event
-            record.state = SYNCING
+            record.phase = SYNCING
         else:
-            record.state = IDLE
+            record.phase = IDLE
             self._place(record)
             self._forget_if_done(record)
 
@@ -423,8 +283,8 @@ class Scheduler:
         """The moves of these SYNCING keys are on disk: they may send again."""
         for routing_key in routing_keys:
             record = self.keys.get(routing_key)
-            if record is not None and record.state == SYNCING:
-                record.state, record.in_flight = IDLE, None
+            if record is not None and record.phase == SYNCING:
+                record.phase, record.in_flight = IDLE, None
                 self._place(record)
                 self._forget_if_done(record)
 
@@ -444,7 +304,7 @@ class Scheduler:
     def _forget_if_done(self, record):
         """Drop a key with nothing pending, no back-off and no pacing to remember."""
         now = self.clock()
-        if (record.state == IDLE and not record.pending and record.backoff_until <= now
+        if (record.phase == IDLE and not record.pending and record.backoff_until <= now
                 and (not record.recent_sends or record.recent_sends[-1] <= now - PACING_WINDOW_SECS)):
             del self.keys[record.routing_key]
 
@@ -492,18 +352,6 @@ class Scheduler:
                 record.throttled = True
                 record.backoffs = 1
                 record.reason = str(entry.get("reason", ""))
-
-
-def _keep_placed(placed, listed):
-    """The events of `placed` ({stamp: order}) that `listed` still holds: their orders go into
-    `listed` in place of their ctimes; the rest are forgotten (None if none is left)."""
-    kept = {}
-    orders = listed.orders
-    for at, stamp in enumerate(listed.stamps):
-        order = placed.get(stamp)
-        if order is not None:
-            orders[at] = kept[stamp] = order
-    return kept or None
 
 
 class _Turns:

@@ -29,21 +29,7 @@ from requests.adapters import HTTPAdapter
 
 from pdagent import __version__
 from pdagent.event import ENDPOINT_PATHS, is_ascii_digits
-from pdagent.scheduler import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE
-
-
-class Outcome:
-    __slots__ = ("kind", "reason", "retry_after", "status", "tls_problem")
-
-    def __init__(self, kind, status=None, reason="", retry_after=None, tls_problem=False):
-        self.kind = kind
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
-        self.tls_problem = tls_problem
-
-    def __repr__(self):
-        return f"Outcome({self.kind}, {self.status}, {self.reason!r})"
+from pdagent.outcome import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE, Outcome
 
 
 def parse_retry_after(value, now=None):
