@@ -1,4 +1,4 @@
-"""pdagentd as an operator runs it over days (issue 11), through real processes: a restart
+"""pdagentd as an operator runs it over days, through real processes: a restart
 after a fix, the wall clock stepping back (libfaketime), a suspended holder of the queue lock,
 pdq/ replaced under the daemon, a stale pid file naming another process, state.json that
 stays small, and the library queueing into a spool that does not exist yet."""

@@ -521,7 +521,7 @@ def _run_with_config(agent, text, name):
 
 def _assert_one_clear_line(results, mentions, sender_reads_it=True):
     """The daemon refuses in one line; pd-send too if the problem is in what it reads (the
-    file itself, data_dir, log_dir, pid_dir), else it queues (issue 10: daemon-only settings)."""
+    file itself, data_dir, log_dir, pid_dir), else it queues: a daemon-only setting never stops a page."""
     daemon, sender = results
     assert daemon.returncode != 0
     lines = daemon.stderr.strip().splitlines()

@@ -1,4 +1,4 @@
-"""Hostile local users against a running daemon and a real spool (issue 10).
+"""Hostile local users against a running daemon and a real spool.
 
 Every attack is made by a second unprivileged user (`pdagent-test-other`,
 through setpriv) on a spool laid out as installed, while pdagentd runs as its
