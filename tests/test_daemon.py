@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import ROUTING_KEY, Tinyproxy, as_user, command, routing_key, wait_for
+from helpers import ROUTING_KEY, Tinyproxy, as_user, command, routing_key, wait_for
 
 from pdagent import __version__
 

@@ -22,7 +22,7 @@ import sys
 import urllib.parse
 
 import pytest
-from conftest import assert_usage_error, routing_key
+from helpers import assert_usage_error, routing_key
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -22,9 +22,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import routing_key, wait_for
+from helpers import routing_key, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,8 +41,8 @@ LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 def as_other(agent, *argv, input=None):
     """Run argv (str or bytes items) as the second local user; the CompletedProcess (bytes)."""
-    user = fl.ensure_user(fl.SECOND_USER)
-    return subprocess.run(fl.as_user(*user, list(argv)), env=agent.env(), input=input,
+    user = helpers.ensure_user(helpers.SECOND_USER)
+    return subprocess.run(helpers.as_user(*user, list(argv)), env=agent.env(), input=input,
                           capture_output=True, timeout=30, check=False)
 
 
@@ -61,8 +61,8 @@ def plant(agent, name, content=b""):
 
 def deliver_one(agent, standin, key, dedup_key, user=None):
     """pd-send an event of `key` and wait until the stand-in has it: delivery goes on."""
-    fl.send(agent, key, dedup_key, user=user)
-    wait_for(lambda: dedup_key in fl.dedup_keys_received(standin), timeout=15,
+    helpers.send(agent, key, dedup_key, user=user)
+    wait_for(lambda: dedup_key in helpers.dedup_keys_received(standin), timeout=15,
              message=f"{dedup_key} to be delivered")
 
 
@@ -112,7 +112,7 @@ NOT_EVENTS = not_events("a")
 
 @pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemonised"])
 def test_no_name_stops_delivery(agent, standin, daemon_user, foreground):
-    user = fl.ensure_user(fl.SECOND_USER)
+    user = helpers.ensure_user(helpers.SECOND_USER)
     for name in NOT_EVENTS:  # present at start-up ...
         plant(agent, name, b"{}")
     agent.start_daemon(foreground=foreground)
@@ -156,7 +156,7 @@ def test_no_name_stops_delivery(agent, standin, daemon_user, foreground):
 
 
 def forged_entry(body_key, dedup_key):
-    body = fl.alert_body(body_key, 0, tag="forged", dedup_key=dedup_key)
+    body = helpers.alert_body(body_key, 0, tag="forged", dedup_key=dedup_key)
     return json.dumps({"endpoint": "alert", "event": body,
                        "agent": {"agent_id": "x", "queued_by": "attacker", "queued_at": "2020-01-01T00:00:00Z"}})
 
@@ -174,9 +174,9 @@ def test_name_and_body_must_agree(agent, standin, entry_format):
     name = f"1000000000000000_{VICTIM}.txt"  # before anything the victim will queue
     plant(agent, name, content.encode())
     deliver_one(agent, standin, VICTIM, "victim-1")
-    deliver_one(agent, standin, VICTIM, "victim-2", user=fl.ensure_user(fl.SECOND_USER))
+    deliver_one(agent, standin, VICTIM, "victim-2", user=helpers.ensure_user(helpers.SECOND_USER))
 
-    wait_for(lambda: fl.where(agent, name) == "err", message="the forged file to go to err/")
+    wait_for(lambda: helpers.where(agent, name) == "err", message="the forged file to go to err/")
     with open(os.path.join(agent.data_dir, "db", "errors", name + ".json")) as reason_file:
         reason = json.load(reason_file)
     assert "differs from the one in its file name" in reason["reason"]
@@ -190,11 +190,11 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
     """Another user can neither remove, rename nor replace a pending event; the agent still moves it."""
     for directory in ("pdq", "tmp"):
         assert stat.S_IMODE(os.stat(agent.path(directory)).st_mode) == 0o3753, directory
-    victim = fl.ensure_user(VICTIM_USER)
+    victim = helpers.ensure_user(VICTIM_USER)
     standin.set_faults([{"match": {"routing_key": VICTIM}, "status": 503, "times": -1}])
     agent.start_daemon()
-    name = fl.send(agent, VICTIM, "victim-pending", "the victim's event", user=victim)
-    wait_for(lambda: fl.attempts(standin, "victim-pending"), message="a first try (503)")
+    name = helpers.send(agent, VICTIM, "victim-pending", "the victim's event", user=victim)
+    wait_for(lambda: helpers.attempts(standin, "victim-pending"), message="a first try (503)")
     pending = agent.path("pdq", name)
     original = Path(pending).read_bytes()
 
@@ -212,37 +212,37 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
         assert Path(pending).read_bytes() == original, attack
     # tmp/ too: another user's unfinished entry cannot be removed there.
     victim_tmp = os.path.join(agent.path("tmp"), "victim.tmp")
-    subprocess.run(fl.as_user(*victim, ["touch", victim_tmp]), check=True)
+    subprocess.run(helpers.as_user(*victim, ["touch", victim_tmp]), check=True)
     assert as_other(agent, "rm", "-f", victim_tmp).returncode != 0
     assert os.path.exists(victim_tmp)
 
     # The agent works as before: the daemon moves the victim's (and the forger's) files,
     # pd-queue retry brings an err/ event back, pd-send queues.
     standin.set_faults([])
-    wait_for(lambda: fl.where(agent, name) == "suc", timeout=15, message="the victim's event delivered")
+    wait_for(lambda: helpers.where(agent, name) == "suc", timeout=15, message="the victim's event delivered")
     [body] = [event["body"] for event in standin.received() if event["body"]["dedup_key"] == "victim-pending"]
     assert body["payload"]["summary"] == "the victim's event"
     standin.set_faults([{"match": {"dedup_key": "rejected-once"}, "status": 400, "times": 1}])
-    rejected = fl.send(agent, VICTIM, "rejected-once", user=victim)
-    wait_for(lambda: fl.where(agent, rejected) == "err", message="a 400 to reach err/")
+    rejected = helpers.send(agent, VICTIM, "rejected-once", user=victim)
+    wait_for(lambda: helpers.where(agent, rejected) == "err", message="a 400 to reach err/")
     assert agent.queue("retry", "-k", VICTIM).stdout == "1 event(s) set up for retry.\n"
-    wait_for(lambda: fl.where(agent, rejected) == "suc", message="the retried event delivered")
+    wait_for(lambda: helpers.where(agent, rejected) == "suc", message="the retried event delivered")
 
 
 def test_control_characters_never_reach_the_log_or_terminal_raw(agent, standin):
-    user = fl.ensure_user(fl.SECOND_USER)
+    user = helpers.ensure_user(helpers.SECOND_USER)
     agent.start_daemon()
     evil = "evil\n2026-01-01 00:00:00,000 INFO forged line \x1b[2J\x1b]0;title\x07\u202e\x85"
-    fl.send(agent, VICTIM, evil, f"summary {evil}", "-f", f"note={evil}", user=user)
-    wait_for(lambda: evil in fl.dedup_keys_received(standin), message="the event delivered as sent")
+    helpers.send(agent, VICTIM, evil, f"summary {evil}", "-f", f"note={evil}", user=user)
+    wait_for(lambda: evil in helpers.dedup_keys_received(standin), message="the event delivered as sent")
     standin.set_faults([{"match": {"dedup_key": f"{evil}-rejected"}, "status": 400, "times": -1}])
-    fl.send(agent, VICTIM, f"{evil}-rejected", f"summary {evil}", user=user)
+    helpers.send(agent, VICTIM, f"{evil}-rejected", f"summary {evil}", user=user)
     wait_for(lambda: agent.queue("status", "--json").stdout.count('"error": 1') == 1,
              message="the rejected event in err/")
     assert_log_has_no_raw_controls(agent)
     assert "\\x1b[2J" in agent.log_text()  # shown, escaped
     for state in ("success", "error"):
-        result = subprocess.run(fl.command("pd-queue") + ["list", "--state", state], env=agent.env(),
+        result = subprocess.run(helpers.command("pd-queue") + ["list", "--state", state], env=agent.env(),
                                 capture_output=True, timeout=30, check=False)
         assert_printable_output(result)
         assert b"\\x1b[2J" in result.stdout

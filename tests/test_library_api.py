@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import routing_key, wait_for
+from helpers import routing_key, wait_for
 
 from pdagent.event import check_timestamp, validate
 from pdagent.spool import parse_file_name

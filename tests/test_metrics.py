@@ -17,8 +17,15 @@ import re
 import time
 
 import pytest
-from conftest import assert_usage_error, routing_key, wait_for
-from faultlib import alert_body, send, start_daemon, stop_daemon
+from helpers import (
+    alert_body,
+    assert_usage_error,
+    routing_key,
+    send,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
 
 from pdagent.enqueue import make_entry
 from pdagent.spool import Spool

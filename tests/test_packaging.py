@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import OTHER_USER, as_user, ensure_daemon_user, ensure_user, wait_for
+from helpers import OTHER_USER, as_user, ensure_daemon_user, ensure_user, wait_for
 
 from pdagent import layout
 

@@ -17,8 +17,17 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, command, routing_key, wait_for
-from faultlib import alert_body, kill_daemon, send, start_daemon, stop_daemon
+from helpers import (
+    alert_body,
+    as_user,
+    command,
+    kill_daemon,
+    routing_key,
+    send,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
 
 from pdagent.enqueue import make_entry
 from pdagent.spool import Spool
