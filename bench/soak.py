@@ -41,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-import faultlib as fl  # after the path set-up
+import helpers  # after the path set-up
 from harness import Agent, StandIn, routing_key
 
 FAULT_KINDS = ["500", "502-retry-after", "503-retry-after", "408", "429", "429-retry-after",
@@ -95,7 +95,7 @@ def main(argv=None):
     standin_dir = os.path.join(work, "standin")
     os.makedirs(standin_dir)
     standin = StandIn(standin_dir)
-    agent = Agent(os.path.join(work, "agent"), fl.daemon_user_ids(), standin.url,
+    agent = Agent(os.path.join(work, "agent"), helpers.daemon_user_ids(), standin.url,
                   backoff_interval_secs=1, backoff_max_secs=8, http_timeout_secs=args.timeout,
                   send_interval_secs=5)
     keys = [routing_key(7000 + number) for number in range(args.keys)]
@@ -119,7 +119,7 @@ def main(argv=None):
                                     "-f", f"seq={number}", "-q")
                 ok = result.returncode == 0
             else:
-                fl.enqueue(agent, [fl.alert_body(key, number, tag="soak", dedup_key=dedup_key)])
+                helpers.enqueue(agent, [helpers.alert_body(key, number, tag="soak", dedup_key=dedup_key)])
                 ok = True
             if ok:
                 sent[dedup_key] = (key, per_key[key])
@@ -130,7 +130,7 @@ def main(argv=None):
             next_at += 1.0 / args.rate
             stop.wait(max(0.0, next_at - time.time()))
 
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     producer = threading.Thread(target=produce, name="producer", daemon=True)
     started = time.time()
     producer.start()
@@ -146,9 +146,9 @@ def main(argv=None):
             pause_until = min(end, time.time() + rng.uniform(2.0, 8.0))
             while time.time() < pause_until:
                 if time.time() >= next_kill:
-                    fl.kill_daemon(agent)
+                    helpers.kill_daemon(agent)
                     figures["kills"] += 1
-                    fl.start_daemon(agent)
+                    helpers.start_daemon(agent)
                     next_kill = time.time() + rng.uniform(0.5, 1.5) * args.kill_every
                 if time.time() >= next_report:
                     print(f"  {int(time.time() - started)} s: {len(sent)} sent, "
@@ -162,16 +162,16 @@ def main(argv=None):
         while agent.names("pdq") and time.time() < drained_by:
             time.sleep(0.5)
         time.sleep(1.0)
-        fl.stop_daemon(agent)
+        helpers.stop_daemon(agent)
         figures["requests"] = len(standin.requests())
         figures["requests_faulted"] = sum(1 for request in standin.requests() if request["fault"])
     finally:
         stop.set()
-        if fl.daemon_alive(agent):
-            fl.stop_daemon(agent)
+        if helpers.daemon_alive(agent):
+            helpers.stop_daemon(agent)
         standin.stop()
 
-    records = fl.recorded(standin)
+    records = helpers.recorded(standin)
     accepted = collections.Counter(record["body"]["dedup_key"] for record in records)
     rejected = {agent.read("err", name)["event"]["dedup_key"] for name in agent.names("err")}
     pending = {agent.read("pdq", name)["event"]["dedup_key"] for name in agent.names("pdq")}

@@ -57,6 +57,21 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     Raises EventError (a one-line reason) if the event is not valid, SpoolError
     if it cannot be written. `warn(text)` hears about fixes such as a cut summary.
     """
+    sent, data = encode_v2_entry(endpoint, body, read_agent_id(locations.agent_id_file), queued_by, warn)
+    spool = SpoolWriter(locations.outqueue_dir, locations.db_dir)
+    name = spool.enqueue(sent["routing_key"], data)
+    return sent.get("dedup_key"), name
+
+
+def encode_v2_entry(endpoint, body, agent_id, queued_by, warn=None):
+    """The spool entry for `body` as ASCII JSON bytes, checked as the daemon will check it
+    before POSTing; returns (the body as it is sent, the bytes).
+
+    Every writer of a v2 entry goes through here (pd-send and the integrations
+    by queue_v2_event, the library's queue_event with its caller's enqueuer), so
+    nothing is queued that the daemon would refuse. Raises EventError (one line)
+    for an event that is not valid; `warn(text)` hears about fixes.
+    """
     body = _with_valid_text(body, warn)
     if endpoint == "alert" and body.get("event_action") == "trigger" and not body.get("dedup_key"):
         body["dedup_key"] = new_dedup_key()  # so a resolve can follow and a resend never doubles
@@ -65,16 +80,14 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     problems = validate(endpoint, body)
     if problems:
         raise EventError(problems[0])
-    entry = make_entry(endpoint, body, read_agent_id(locations.agent_id_file), queued_by)
+    entry = make_entry(endpoint, body, agent_id, queued_by)
     try:
         data = dumps(entry).encode("ascii")
     except ValueError as error:  # NaN or infinity: not JSON
         raise EventError(f"the event is not valid JSON: {error}") from None
     if len(data) > MAX_BODY_BYTES:
         raise EventError(f"event is {len(data)} bytes; the Events API takes at most {MAX_BODY_BYTES}")
-    spool = SpoolWriter(locations.outqueue_dir, locations.db_dir)
-    name = spool.enqueue(body["routing_key"], data)
-    return body.get("dedup_key"), name
+    return body, data
 
 
 def _with_valid_text(body, warn):

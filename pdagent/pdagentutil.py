@@ -6,45 +6,38 @@
 They keep their signatures; the events they queue are Events API v2 events.
 """
 
-import json
 import time
 
 from pdagent.config import load_locations
-from pdagent.enqueue import default_source
-from pdagent.event import (
-    build_alert,
-    make_entry,
-    new_dedup_key,
-    truncate_summary,
-    utc_timestamp,
-    validate,
-)
+from pdagent.enqueue import default_source, encode_v2_entry
+from pdagent.event import EventError, build_alert, utc_timestamp
 from pdagent.spool.names import parse_file_name
 from pdagent.state import read_state
 
 
 def queue_event(enqueuer, event_type, service_key, incident_key, description, client,
                 client_url, details, agent_id, queued_by, contexts=None):
-    """Queue a trigger/acknowledge/resolve; returns (incident_key, problems).
+    """Queue a trigger/acknowledge/resolve; returns (incident key sent, problems).
 
-    Nothing is queued when `problems` (a list of one-line texts) is not empty.
-    `contexts` takes the original's link/image dicts ({"type": "link", ...}).
+    The event is checked, repaired and encoded exactly as pd-send's
+    (enqueue.encode_v2_entry), then handed to `enqueuer` as a JSON string.
+    Nothing is queued when `problems` (a list of one-line texts) is not empty;
+    the incident key returned then is the one given. A trigger without one
+    gets a new key. `contexts` takes the original's link/image dicts
+    ({"type": "link", ...}).
     """
-    if event_type == "trigger" and not incident_key:
-        incident_key = new_dedup_key()
     links, images = _split_contexts(contexts or [])
     body = build_alert(
         service_key, event_type, summary=description, dedup_key=incident_key or None,
         source=default_source(load_locations()), timestamp=utc_timestamp(),
         custom_details=details or None,
         links=links, images=images, client=client, client_url=client_url)
-    truncate_summary(body)
-    problems = validate("alert", body)
-    if problems:
-        return incident_key, problems
-    entry = make_entry("alert", body, agent_id, queued_by)
-    _, problems = enqueuer.enqueue(service_key, json.dumps(entry, separators=(",", ":")))
-    return incident_key, problems
+    try:
+        sent, data = encode_v2_entry("alert", body, agent_id, queued_by)
+    except EventError as error:
+        return incident_key, [str(error)]
+    _, problems = enqueuer.enqueue(service_key, data.decode("ascii"))
+    return sent.get("dedup_key"), problems
 
 
 def _split_contexts(contexts):

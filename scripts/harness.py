@@ -1,6 +1,6 @@
 """A sandbox to run the agent for real: the Events API stand-in, a spool, the commands, the daemon.
 
-Shared by the tests (tests/conftest.py), `make demo` (scripts/demo.py) and
+Shared by the tests (through tests/helpers.py), `make demo` (scripts/demo.py) and
 the benchmarks (bench/), so all three run the agent the same way:
 - StandIn: scripts/events_api_standin.py as a real server on 127.0.0.1.
 - Agent: a spool laid out like the installed one (modes, setgid group of the

@@ -1,4 +1,4 @@
-"""Fixtures for tests through real processes; the machinery is scripts/harness.py.
+"""Fixtures for tests through real processes; the helpers they use are in helpers.py.
 
 - `standin` / `tls_standin`: the Events API stand-in, plain or HTTPS with a test CA.
 - `agent`: an installed-like spool and config in a fresh directory, with the
@@ -8,28 +8,16 @@
 import os
 import shutil
 import signal
-import sys
 import tempfile
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-
-from harness import (  # noqa: F401  (re-exported for the test modules)
+from helpers import (
     OFFLINE_API,
     OTHER_USER,
-    ROOT,
-    ROUTING_KEY,
     Agent,
     StandIn,
-    Tinyproxy,
-    as_user,
-    assert_usage_error,
-    command,
     ensure_daemon_user,
     ensure_user,
-    routing_key,
-    wait_for,
 )
 
 

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROUTING_KEY, command
+from helpers import ROUTING_KEY, command
 
 from pdagent import config
 from pdagent.config import (

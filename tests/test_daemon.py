@@ -1,6 +1,6 @@
 """pdagentd through real processes: the daemon (as an unprivileged user), pd-send, the stand-in.
 
-What issue 3 must show: every row of the answer table, per-key order under
+What it shows: every row of the answer table, per-key order under
 failures, other keys flowing while one backs off, 429 never reaching err/,
 TLS and proxy delivery, kill -9 mid-drain, one instance, stale pid file,
 SIGTERM in time, legacy v1 entries delivered as v2, state across restarts.
@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import ROUTING_KEY, Tinyproxy, as_user, command, routing_key, wait_for
+from helpers import ROUTING_KEY, Tinyproxy, as_user, command, routing_key, wait_for
 
 from pdagent import __version__
 

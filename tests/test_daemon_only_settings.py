@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, Tinyproxy, as_user, assert_usage_error, routing_key, wait_for
+from helpers import ROOT, Tinyproxy, as_user, assert_usage_error, routing_key, wait_for
 
 from pdagent.config import (
     ConfigError,

@@ -1,4 +1,4 @@
-"""pdagentd as an operator runs it over days (issue 11), through real processes: a restart
+"""pdagentd as an operator runs it over days, through real processes: a restart
 after a fix, the wall clock stepping back (libfaketime), a suspended holder of the queue lock,
 pdq/ replaced under the daemon, a stale pid file naming another process, state.json that
 stays small, and the library queueing into a spool that does not exist yet."""
@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import as_user, command, routing_key, wait_for
+from helpers import as_user, command, routing_key, wait_for
 
 KEY = routing_key(1101)
 OTHER_KEY = routing_key(1102)
 needs_libfaketime = pytest.mark.skipif(
-    fl.LIBFAKETIME is None, reason="libfaketime is not installed (Debian package 'faketime')")
+    helpers.LIBFAKETIME is None, reason="libfaketime is not installed (Debian package 'faketime')")
 
 
 def dedup_keys(standin, key=KEY):
@@ -27,12 +27,12 @@ def dedup_keys(standin, key=KEY):
 # -- restart means try now --------------------------------------------------------------------
 
 def test_a_restart_after_fixing_the_url_delivers_at_once(agent, standin):
-    agent.configure(events_api_url=f"http://127.0.0.1:{fl.closed_port()}",
+    agent.configure(events_api_url=f"http://127.0.0.1:{helpers.closed_port()}",
                     backoff_interval_secs=60, backoff_max_secs=60)
-    fl.start_daemon(agent)
-    fl.send(agent, KEY, "after-the-fix")
+    helpers.start_daemon(agent)
+    helpers.send(agent, KEY, "after-the-fix")
     wait_for(lambda: "result=unreachable" in agent.log_text(), message="a failed attempt")
-    fl.restart_daemon(agent, events_api_url=standin.url)
+    helpers.restart_daemon(agent, events_api_url=standin.url)
     wait_for(lambda: dedup_keys(standin) == ["after-the-fix"], timeout=5,
              message="delivery right after the restart, not after the saved back-off")
     assert "throttled" not in agent.log_text()
@@ -41,11 +41,11 @@ def test_a_restart_after_fixing_the_url_delivers_at_once(agent, standin):
 def test_state_json_keeps_no_entry_for_keys_that_were_only_rejected(agent, standin):
     agent.configure(retry_limit_for_possible_errors=1, backoff_interval_secs=1, backoff_max_secs=1)
     standin.set_faults([{"status": 500, "times": -1}])
-    fl.start_daemon(agent)
-    names = fl.enqueue(agent, [fl.alert_body(routing_key(1200 + number), number) for number in range(40)])
+    helpers.start_daemon(agent)
+    names = helpers.enqueue(agent, [helpers.alert_body(routing_key(1200 + number), number) for number in range(40)])
     wait_for(lambda: len(agent.names("err")) == len(names), timeout=20, message="every event in err/")
     time.sleep(1.2)  # the back-offs after giving up are over
-    fl.stop_daemon(agent)
+    helpers.stop_daemon(agent)
     with open(os.path.join(agent.data_dir, "db", "state.json")) as state_file:
         state = json.load(state_file)
     assert state["keys"] == {} and state["counters"]["failed"] == len(names)
@@ -61,13 +61,13 @@ def _start_daemon_with_faketime(agent, offset_file):
     user; the test venv's may live under a 0700 /root (setpriv itself gets there with
     root's capabilities), hence CAP_DAC_READ_SEARCH, which grants no write.
     """
-    settings = [f"{name}={value}" for name, value in fl.faketime_settings(offset_file=offset_file).items()]
+    settings = [f"{name}={value}" for name, value in helpers.faketime_settings(offset_file=offset_file).items()]
     argv = ["setpriv", f"--reuid={agent.uid}", f"--regid={agent.gid}", "--init-groups",
             "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--",
             "env", *settings, *command("pdagentd"), "-f"]
     agent._output = open(agent.daemon_output, "ab")  # noqa: SIM115 (closed when it stops)
     agent.daemon = subprocess.Popen(argv, env=agent.env(), stdout=agent._output, stderr=subprocess.STDOUT)
-    fl.wait_started(agent, agent.daemon.pid)
+    helpers.wait_started(agent, agent.daemon.pid)
 
 
 def _set_offset(path, offset):
@@ -83,8 +83,8 @@ def test_a_backward_step_of_the_daemons_clock_does_not_stall_a_backed_off_key(ag
     _set_offset(offset_file, "+0")
     standin.set_faults([{"match": {"routing_key": KEY}, "status": 503, "times": 1}])
     _start_daemon_with_faketime(agent, offset_file)
-    fl.send(agent, KEY, "stepped")
-    wait_for(lambda: fl.attempts(standin, "stepped"), message="the first attempt (503)")
+    helpers.send(agent, KEY, "stepped")
+    wait_for(lambda: helpers.attempts(standin, "stepped"), message="the first attempt (503)")
     _set_offset(offset_file, "-1h")  # an NTP step while the key is backed off
     wait_for(lambda: dedup_keys(standin) == ["stepped"], timeout=8,
              message="the retry after the back-off, not an hour later")
@@ -93,11 +93,11 @@ def test_a_backward_step_of_the_daemons_clock_does_not_stall_a_backed_off_key(ag
 @needs_libfaketime
 def test_events_queued_after_the_clock_went_back_sort_after_the_earlier_ones(agent, standin):
     standin.set_faults([{"match": {"routing_key": KEY}, "status": 503, "times": -1}])
-    fl.start_daemon(agent)
-    first = fl.send(agent, KEY, "first")
+    helpers.start_daemon(agent)
+    first = helpers.send(agent, KEY, "first")
     offset_file = os.path.join(agent.base, "faketime")
     _set_offset(offset_file, "-1h")
-    later = [fl.send(agent, KEY, dedup_key, env=agent.env(**fl.faketime_settings(offset_file=offset_file)))
+    later = [helpers.send(agent, KEY, dedup_key, env=agent.env(**helpers.faketime_settings(offset_file=offset_file)))
              for dedup_key in ("second", "third")]
     assert sorted([first] + later) == later + [first]  # their names claim an hour earlier ...
     standin.set_faults([])
@@ -118,27 +118,27 @@ signal.pause()
 
 def test_a_suspended_queue_lock_holder_freezes_neither_the_main_loop_nor_sigterm(agent, standin):
     """What a `pd-queue retry` stopped with SIGSTOP while it holds db/queue.lock does."""
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK,
                                os.path.join(agent.data_dir, "db", "queue.lock")],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         os.kill(holder.pid, signal.SIGSTOP)
-        fl.send(agent, KEY, "while-locked")
+        helpers.send(agent, KEY, "while-locked")
         wait_for(lambda: dedup_keys(standin) == ["while-locked"], message="the POST (then the move waits)")
         os.kill(agent.daemon.pid, signal.SIGHUP)
         wait_for(lambda: "log file reopened" in agent.log_text(), timeout=3,
                  message="the main loop to handle SIGHUP")
         started = time.time()
-        fl.stop_daemon(agent)
+        helpers.stop_daemon(agent)
         assert time.time() - started < 5
         assert len(agent.names("pdq")) == 1  # delivered but not moved: sent again later
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         os.kill(holder.pid, signal.SIGCONT)
         holder.wait()
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     wait_for(lambda: agent.names("suc") and not agent.names("pdq"), message="the move after the restart")
 
 
@@ -146,7 +146,7 @@ def test_a_suspended_queue_lock_holder_freezes_neither_the_main_loop_nor_sigterm
 
 def test_a_replaced_pdq_is_watched_again_at_once(agent, standin):
     agent.configure(send_interval_secs=120)  # only the watch can make this fast
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     pdq = agent.path("pdq")
     info = os.stat(pdq)
     os.rename(pdq, pdq.rstrip("/") + ".old")
@@ -154,7 +154,7 @@ def test_a_replaced_pdq_is_watched_again_at_once(agent, standin):
     os.chown(pdq, info.st_uid, info.st_gid)
     os.chmod(pdq, 0o3753)
     wait_for(lambda: "was removed or replaced" in agent.log_text(), timeout=3, message="the log line")
-    fl.send(agent, KEY, "into-the-new-pdq")
+    helpers.send(agent, KEY, "into-the-new-pdq")
     wait_for(lambda: dedup_keys(standin) == ["into-the-new-pdq"], timeout=3,
              message="delivery through the new watch")
 

@@ -16,8 +16,8 @@ import collections
 import os
 import threading
 
-import faultlib as fl
-from conftest import routing_key
+import helpers
+from helpers import routing_key
 
 from pdagent.config import load_main_config
 from pdagent.delivery.engine import Engine
@@ -61,8 +61,8 @@ class SpoolHistory:
 
 def test_a_power_cut_at_any_moment_repeats_at_most_one_event_per_key(agent, standin, monkeypatch):
     agent.configure(max_events_per_minute_per_key=0)
-    bodies = [fl.alert_body(KEYS[number % len(KEYS)], number, tag="power") for number in range(240)]
-    names = fl.enqueue(agent, bodies)
+    bodies = [helpers.alert_body(KEYS[number % len(KEYS)], number, tag="power") for number in range(240)]
+    names = helpers.enqueue(agent, bodies)
     names_by_dedup_key = {body["dedup_key"]: name for body, name in zip(bodies, names)}
     main_config = load_main_config(agent.config_path)
     spool = Spool(main_config.outqueue_dir, main_config.db_dir)
@@ -75,7 +75,7 @@ def test_a_power_cut_at_any_moment_repeats_at_most_one_event_per_key(agent, stan
     runner = threading.Thread(target=engine.run, kwargs={"stop_grace_secs": 5})
     runner.start()
     try:
-        fl.wait_for(lambda: len(agent.names("suc")) == len(names), timeout=60, message="the drain")
+        helpers.wait_for(lambda: len(agent.names("suc")) == len(names), timeout=60, message="the drain")
     finally:
         engine.stop()
         runner.join(10)
@@ -99,6 +99,6 @@ def test_a_power_cut_at_any_moment_repeats_at_most_one_event_per_key(agent, stan
     assert durable["pdq"] == set() and len(posted) == len(names)
     assert worst_total <= len(KEYS)
     fsyncs = sum(kind == "durable" for kind, _ in history.entries)
-    fl.report("power-cut", events=len(names), keys=len(KEYS), directory_fsyncs=fsyncs,
+    helpers.report("power-cut", events=len(names), keys=len(KEYS), directory_fsyncs=fsyncs,
               worst_repeats_in_one_cut=worst_total)
 

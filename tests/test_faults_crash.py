@@ -17,9 +17,9 @@ import statistics
 import subprocess
 import time
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import as_user, command, routing_key, wait_for
+from helpers import as_user, command, routing_key, wait_for
 
 KEYS = [routing_key(500 + number) for number in range(5)]
 SENDERS = 4  # the daemon's sender threads: at most this many events in flight
@@ -31,13 +31,13 @@ def _kill_daemon_repeatedly(agent, kills, rng, events):
     during_start_up = 0
     for number in range(kills):
         delivered = len(agent.names("suc"))
-        pid = fl.launch_daemon(agent)
+        pid = helpers.launch_daemon(agent)
         if rng.random() < 0.2:
             # Anywhere in its first moments: before, during or just after the pid file and start-up.
             time.sleep(rng.uniform(0.0, 0.25))
             during_start_up += f"started (pid {pid})" not in agent.log_text()
         else:
-            fl.wait_started(agent, pid)
+            helpers.wait_started(agent, pid)
             # A random point of the drain, spread so that every kill lands mid-drain.
             left = events - delivered
             target = delivered + rng.randint(0, max(1, 2 * left // (kills - number + 2)))
@@ -46,7 +46,7 @@ def _kill_daemon_repeatedly(agent, kills, rng, events):
                 time.sleep(0.003)
             time.sleep(rng.uniform(0.0, 0.01))
         kill_times.append(time.time())
-        fl.kill_daemon(agent)
+        helpers.kill_daemon(agent)
     return kill_times, during_start_up
 
 
@@ -93,9 +93,9 @@ def _check_arrivals(bodies, records, kill_times):
 def _daemon_crash_drain(agent, standin, events, kills, seed):
     rng = random.Random(seed)
     agent.configure(max_events_per_minute_per_key=0)  # drain at full speed: kills land mid-drain
-    bodies = [fl.alert_body(KEYS[number % len(KEYS)], number, tag=f"crash{seed}")
+    bodies = [helpers.alert_body(KEYS[number % len(KEYS)], number, tag=f"crash{seed}")
               for number in range(events)]
-    names = fl.enqueue(agent, bodies)
+    names = helpers.enqueue(agent, bodies)
     started = time.time()
 
     # The first start is a real daemonisation (pid file written by python-daemon); the
@@ -108,16 +108,16 @@ def _daemon_crash_drain(agent, standin, events, kills, seed):
     more_times, during_start_up = _kill_daemon_repeatedly(agent, kills - 1, rng, events)
     kill_times += more_times
 
-    fl.start_daemon(agent)  # the last start, over a stale pid file
+    helpers.start_daemon(agent)  # the last start, over a stale pid file
     wait_for(lambda: len(agent.names("suc")) == events, timeout=120, message="the drain to finish")
-    fl.stop_daemon(agent)
+    helpers.stop_daemon(agent)
     assert agent.names("pdq") == [] and agent.names("err") == []
     assert agent.names("suc") == sorted(names)
 
-    figures = _check_arrivals(bodies, fl.recorded(standin), kill_times)
+    figures = _check_arrivals(bodies, helpers.recorded(standin), kill_times)
     figures.update(events=events, kills=kills, kills_during_start_up=during_start_up,
                    seconds=round(time.time() - started, 1), seed=seed)
-    fl.report("daemon kill -9 mid-drain", **figures)
+    helpers.report("daemon kill -9 mid-drain", **figures)
 
 
 def test_daemon_killed_mid_drain(agent, standin):
@@ -140,11 +140,11 @@ def _pd_send_argv(key, number, event_file=None):
 
 def _pd_send_kills(agent, standin, kills, seed):
     rng = random.Random(seed)
-    user = fl.ensure_user(fl.SECOND_USER)  # any local user may queue: not root, not the daemon
+    user = helpers.ensure_user(helpers.SECOND_USER)  # any local user may queue: not root, not the daemon
     key = KEYS[0]
     big_event = os.path.join(agent.base, "big-event.json")
     with open(big_event, "w") as event_file:  # ~300 KB: a longer write and fsync to land in
-        body = fl.alert_body(key, 0, tag="big", dedup_key="pdsend-big")
+        body = helpers.alert_body(key, 0, tag="big", dedup_key="pdsend-big")
         body["payload"]["custom_details"] = {"blob": "x" * 300_000}
         json.dump(body, event_file)
     os.chmod(big_event, 0o644)
@@ -159,7 +159,7 @@ def _pd_send_kills(agent, standin, kills, seed):
 
     checked = set(agent.names("pdq"))
     for name in checked:
-        fl.check_entry_file(agent.path("pdq", name))
+        helpers.check_entry_file(agent.path("pdq", name))
     outcomes = collections.Counter()
     for number in range(kills):
         argv = _pd_send_argv(key, number, big_event if rng.random() < 0.25 else None)
@@ -171,7 +171,7 @@ def _pd_send_kills(agent, standin, kills, seed):
         code = process.wait()
         outcomes["killed" if code == -9 else f"exit {code}"] += 1
         for name in set(agent.names("pdq")) - checked:  # never a partial or unparsable file
-            fl.check_entry_file(agent.path("pdq", name))
+            helpers.check_entry_file(agent.path("pdq", name))
             checked.add(name)
     assert set(outcomes) <= {"killed", "exit 0"}, outcomes
     leftovers = agent.names("tmp")
@@ -191,19 +191,19 @@ def _pd_send_crash(agent, standin, kills, seed):
     for name in leftovers:
         os.utime(agent.path("tmp", name), (an_hour_ago, an_hour_ago))
     agent.configure(cleanup_interval_secs=1, max_events_per_minute_per_key=0)
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     wait_for(lambda: len(agent.names("suc")) == queued and agent.names("pdq") == [],
              timeout=30, message="every queued event delivered")
     wait_for(lambda: agent.names("tmp") == [os.path.basename(fresh)], timeout=10,
              message="the daemon's cleanup to remove the hour-old tmp/ leftovers")
     time.sleep(1.5)  # another cleanup round: the fresh file stays
     assert os.path.exists(fresh)
-    fl.stop_daemon(agent)
+    helpers.stop_daemon(agent)
     received = collections.Counter(event["body"]["dedup_key"] for event in standin.received())
     queued_keys = collections.Counter(agent.read("suc", name)["event"]["dedup_key"]
                                       for name in agent.names("suc"))
     assert received == queued_keys  # each exactly once (the big event is queued more than once)
-    fl.report("pd-send kill -9 while writing", kills=kills, seed=seed, outcomes=dict(outcomes),
+    helpers.report("pd-send kill -9 while writing", kills=kills, seed=seed, outcomes=dict(outcomes),
               events_in_pdq=queued, tmp_leftovers=len(leftovers), partial_files_in_pdq=0,
               delivered=sum(received.values()), lost=0)
 

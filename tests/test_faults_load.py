@@ -10,22 +10,22 @@ import concurrent.futures
 import threading
 import time
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import routing_key, wait_for
+from helpers import routing_key, wait_for
 
 KEYS = [routing_key(900 + number) for number in range(10)]
 WORKERS = 50
 
 
 def _load(agent, standin, per_worker):
-    user = fl.ensure_user(fl.SECOND_USER)
+    user = helpers.ensure_user(helpers.SECOND_USER)
     agent.configure(max_events_per_minute_per_key=0)
     refused = {f"load-{worker}-{number}" for worker in range(WORKERS) for number in range(per_worker)
                if (worker * per_worker + number) % 9 == 4}
     standin.set_faults([{"match": {"dedup_key": dedup_key}, "status": 400, "times": 1}
                         for dedup_key in sorted(refused)])
-    pid = fl.start_daemon(agent)
+    pid = helpers.start_daemon(agent)
 
     def worker(number):
         results = []
@@ -65,7 +65,7 @@ def _load(agent, standin, per_worker):
         retries["runs"] += 1
         wait_for(lambda: not agent.names("pdq"), timeout=30, message="the retried events drained")
     wait_for(lambda: len(agent.names("suc")) == total, timeout=30, message="every event in suc/")
-    assert fl.daemon_alive(agent) and agent.daemon.pid == pid
+    assert helpers.daemon_alive(agent) and agent.daemon.pid == pid
 
     posts = collections.Counter()
     accepted = collections.Counter()
@@ -86,7 +86,7 @@ def _load(agent, standin, per_worker):
         arrived = [name_of[body["dedup_key"]] for body in standin.bodies(key)
                    if body["dedup_key"] not in refused]
         assert arrived == sorted(arrived), f"key {key} out of order"
-    fl.report("load", pd_send_processes=WORKERS, events=total, refused_then_retried=len(refused),
+    helpers.report("load", pd_send_processes=WORKERS, events=total, refused_then_retried=len(refused),
               retry_runs=retries["runs"], lost=0, sent_twice_unasked=0,
               seconds=round(time.time() - started, 1))
 
@@ -102,12 +102,12 @@ def test_parallel_pd_send_drain_and_retry_long(agent, standin):
 
 def test_pd_send_usable_by_any_user_under_load(agent, standin):
     """The same, done by two unprivileged users at once: both get through (the spool is shared)."""
-    users = [fl.ensure_user(fl.SECOND_USER), (agent.uid, agent.gid)]
-    fl.start_daemon(agent)
+    users = [helpers.ensure_user(helpers.SECOND_USER), (agent.uid, agent.gid)]
+    helpers.start_daemon(agent)
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         results = list(pool.map(lambda number: agent.run(
             "pd-send", "-k", KEYS[number % 2], "-t", "trigger", "-i", f"user-{number}",
             "-d", "x", user=users[number % 2]), range(20)))
     assert all(result.returncode == 0 for result in results), [r.stderr for r in results][:2]
     wait_for(lambda: len(agent.names("suc")) == 20, timeout=20, message="both users' events delivered")
-    assert sorted(fl.dedup_keys_received(standin)) == sorted(f"user-{n}" for n in range(20))
+    assert sorted(helpers.dedup_keys_received(standin)) == sorted(f"user-{n}" for n in range(20))

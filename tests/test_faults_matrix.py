@@ -7,16 +7,16 @@ ends: a retryable fault keeps a0 in pdq/ (never err/) while it lasts, with a1
 waiting behind it, and delivers both in order once the fault is cleared; a
 rejection moves a0 to err/ at once with its reason, and a1 goes on. Nothing is
 ever lost: every event is in exactly one of suc/, err/ or pdq/.
-The expected behaviour per answer is sender.py's table (issue 3).
+The expected behaviour per answer is sender.py's table (classify_response).
 """
 
 import os
 import shutil
 import tempfile
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import StandIn, routing_key, wait_for
+from helpers import StandIn, routing_key, wait_for
 
 KEY_A = routing_key(600)
 KEY_B = routing_key(601)
@@ -27,26 +27,26 @@ def tls_material():
     pytest.importorskip("trustme")
     directory = tempfile.mkdtemp(prefix="pdagent-tls-faults-")
     os.chmod(directory, 0o755)
-    yield fl.make_tls_material(directory)
+    yield helpers.make_tls_material(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 
 def _queue_three(agent):
     """a0, a1 on key A (in this order) and b0 on key B, through pd-send."""
-    return (fl.send(agent, KEY_A, "a0"), fl.send(agent, KEY_A, "a1"), fl.send(agent, KEY_B, "b0"))
+    return (helpers.send(agent, KEY_A, "a0"), helpers.send(agent, KEY_A, "a1"), helpers.send(agent, KEY_B, "b0"))
 
 
 def _assert_held(agent, name, kinds, attempts=2, timeout=20):
     """The event is tried again and again (logged), and stays in pdq/; nothing goes to err/."""
-    wait_for(lambda: len(fl.log_attempts(agent, name, kinds)) >= attempts, timeout=timeout,
+    wait_for(lambda: len(helpers.log_attempts(agent, name, kinds)) >= attempts, timeout=timeout,
              message=f"{attempts} attempts at {name} logged as {'/'.join(kinds)}")
-    assert fl.where(agent, name) == "pdq"
+    assert helpers.where(agent, name) == "pdq"
     assert agent.names("err") == []
-    assert fl.daemon_alive(agent)
+    assert helpers.daemon_alive(agent)
 
 
 def _assert_delivered(agent, names, timeout=20):
-    wait_for(lambda: all(fl.where(agent, name) == "suc" for name in names), timeout=timeout,
+    wait_for(lambda: all(helpers.where(agent, name) == "suc" for name in names), timeout=timeout,
              message="every event in suc/")
     assert agent.names("pdq") == [] and agent.names("err") == []
 
@@ -76,23 +76,23 @@ RETRYABLE = [
 def test_retryable_answer(agent, standin, rule, kind, retry_after, settings):
     agent.configure(**settings)
     standin.set_faults([dict(rule, match={"routing_key": KEY_A}, times=-1)])
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     a0, a1, b0 = _queue_three(agent)
 
-    wait_for(lambda: fl.where(agent, b0) == "suc", message="key B to flow while A is held")
+    wait_for(lambda: helpers.where(agent, b0) == "suc", message="key B to flow while A is held")
     _assert_held(agent, a0, (kind,))
-    assert fl.where(agent, a1) == "pdq"
+    assert helpers.where(agent, a1) == "pdq"
     tried = [request["body"]["dedup_key"] for request in standin.requests()
              if isinstance(request["body"], dict)]
     assert "a1" not in tried, "a1 was sent while a0 was still pending"
     if retry_after:
-        times = [request["received_at"] for request in fl.attempts(standin, "a0")]
+        times = [request["received_at"] for request in helpers.attempts(standin, "a0")]
         gaps = [later - earlier for earlier, later in zip(times, times[1:])]
         assert gaps and min(gaps) >= retry_after - 0.1, f"Retry-After not honoured: {gaps}"
 
     standin.set_faults([])
     _assert_delivered(agent, [a0, a1, b0])
-    received = fl.dedup_keys_received(standin)
+    received = helpers.dedup_keys_received(standin)
     _assert_order(received)
     if "delay" not in rule:
         assert sorted(received) == ["a0", "a1", "b0"]  # nothing sent twice
@@ -101,7 +101,7 @@ def test_retryable_answer(agent, standin, rule, kind, retry_after, settings):
         # the same body each time (so the same dedup key for PagerDuty).
         bodies = [body for body in standin.bodies() if body["dedup_key"] == "a0"]
         assert len(bodies) >= 1 and all(body == bodies[0] for body in bodies)
-    assert fl.daemon_alive(agent)
+    assert helpers.daemon_alive(agent)
 
 
 # -- answers that reject the event ------------------------------------------------------------
@@ -109,12 +109,12 @@ def test_retryable_answer(agent, standin, rule, kind, retry_after, settings):
 @pytest.mark.parametrize("status", [400, 404, 413])
 def test_rejecting_answer(agent, standin, status):
     standin.set_faults([{"match": {"dedup_key": "a0"}, "status": status, "times": -1}])
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     a0, a1, b0 = _queue_three(agent)
 
-    wait_for(lambda: fl.where(agent, a0) == "err", message="a0 rejected into err/")
+    wait_for(lambda: helpers.where(agent, a0) == "err", message="a0 rejected into err/")
     _assert_delivered_except(agent, [a1, b0])
-    assert len(fl.attempts(standin, "a0")) == 1, "a rejected event is not tried again"
+    assert len(helpers.attempts(standin, "a0")) == 1, "a rejected event is not tried again"
     listing = agent.queue("list", "--state", "error")
     assert f"HTTP {status}" in listing.stdout, listing.stdout
 
@@ -122,36 +122,36 @@ def test_rejecting_answer(agent, standin, status):
     retried = agent.queue("retry", "-k", KEY_A)
     assert retried.returncode == 0 and "1 event(s)" in retried.stdout
     _assert_delivered(agent, [a0, a1, b0])
-    assert sorted(fl.dedup_keys_received(standin)) == ["a0", "a1", "b0"]
+    assert sorted(helpers.dedup_keys_received(standin)) == ["a0", "a1", "b0"]
 
 
 def _assert_delivered_except(agent, names):
-    wait_for(lambda: all(fl.where(agent, name) == "suc" for name in names),
+    wait_for(lambda: all(helpers.where(agent, name) == "suc" for name in names),
              message="the other events delivered")
 
 
 def test_404_from_a_wrong_base_path(agent, standin):
     """events_api_url with a path the API does not serve: 404, so err/; fixed, retried, delivered."""
     agent.configure(events_api_url=standin.url + "/not-the-api")
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     names = _queue_three(agent)
     wait_for(lambda: sorted(agent.names("err")) == sorted(names), message="all three in err/")
     assert "HTTP 404" in agent.queue("list", "--state", "error").stdout
 
-    fl.restart_daemon(agent, events_api_url=standin.url)
+    helpers.restart_daemon(agent, events_api_url=standin.url)
     assert agent.queue("retry", "-a").returncode == 0
     _assert_delivered(agent, names)
-    _assert_order(fl.dedup_keys_received(standin))
+    _assert_order(helpers.dedup_keys_received(standin))
 
 
 def test_500_until_the_retry_limit(agent, standin):
     """5xx may be the event's fault: after retry_limit_for_possible_errors in a row, err/."""
     agent.configure(retry_limit_for_possible_errors=3)
     standin.set_faults([{"match": {"dedup_key": "a0"}, "status": 500, "times": -1}])
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     a0, a1, b0 = _queue_three(agent)
-    wait_for(lambda: fl.where(agent, a0) == "err", timeout=20, message="a0 in err/ after 3 failures")
-    assert len(fl.attempts(standin, "a0")) == 3
+    wait_for(lambda: helpers.where(agent, a0) == "err", timeout=20, message="a0 in err/ after 3 failures")
+    assert len(helpers.attempts(standin, "a0")) == 3
     _assert_delivered_except(agent, [a1, b0])
     assert "3 failures in a row" in agent.queue("list", "--state", "error").stdout
 
@@ -163,9 +163,9 @@ def test_500_until_the_retry_limit(agent, standin):
 # -- the way to the API is broken ------------------------------------------------------------
 
 def test_connection_refused(agent, standin, tmp_path):
-    port = fl.closed_port()
+    port = helpers.closed_port()
     agent.configure(events_api_url=f"http://127.0.0.1:{port}")
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     a0, a1, b0 = _queue_three(agent)
     _assert_held(agent, a0, ("unreachable",))
     assert "connection failed" in agent.log_text()
@@ -183,14 +183,14 @@ def test_connection_refused(agent, standin, tmp_path):
 
 def test_unresolvable_host_name(agent, standin):
     agent.configure(events_api_url="http://pdagent-test.invalid")
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     a0, a1, b0 = _queue_three(agent)
     _assert_held(agent, a0, ("unreachable",))
     _assert_held(agent, b0, ("unreachable",), attempts=1)
 
-    fl.restart_daemon(agent, events_api_url=standin.url)
+    helpers.restart_daemon(agent, events_api_url=standin.url)
     _assert_delivered(agent, [a0, a1, b0])
-    _assert_order(fl.dedup_keys_received(standin))
+    _assert_order(helpers.dedup_keys_received(standin))
 
 
 @pytest.mark.parametrize("certificate", ["self_signed", "expired", "wrong_host"])
@@ -198,20 +198,20 @@ def test_bad_tls_certificate(agent, tmp_path, tls_material, certificate):
     bad_dir, good_dir = tmp_path / "bad", tmp_path / "good"
     bad_dir.mkdir()
     good_dir.mkdir()
-    bad = fl.unverified_control(StandIn(str(bad_dir), tls=tls_material[certificate]))
+    bad = helpers.unverified_control(StandIn(str(bad_dir), tls=tls_material[certificate]))
     good = StandIn(str(good_dir), tls=tls_material["good"])
     try:
         # The right CA for the expired and wrong-host ones; the system's for the self-signed.
         ca_bundle = "" if certificate == "self_signed" else tls_material["ca"]
         agent.configure(events_api_url=bad.url, ca_bundle=ca_bundle)
-        fl.start_daemon(agent)
+        helpers.start_daemon(agent)
         a0, a1, b0 = _queue_three(agent)
         _assert_held(agent, a0, ("unreachable",))
         failures = [line for line in agent.log_text().splitlines() if "TLS VERIFICATION FAILED" in line]
         assert failures and all(" ERROR " in line for line in failures), "a TLS failure is logged loudly"
         assert bad.requests() == [], "no request may go over an unverified connection"
 
-        fl.restart_daemon(agent, events_api_url=good.url, ca_bundle=tls_material["ca"])
+        helpers.restart_daemon(agent, events_api_url=good.url, ca_bundle=tls_material["ca"])
         _assert_delivered(agent, [a0, a1, b0])
         _assert_order([body["dedup_key"] for body in good.bodies()])
     finally:
@@ -220,59 +220,59 @@ def test_bad_tls_certificate(agent, tmp_path, tls_material, certificate):
 
 
 def test_proxy_down(agent, standin, tmp_path):
-    port = fl.closed_port()
+    port = helpers.closed_port()
     agent.configure(proxy_url=f"http://127.0.0.1:{port}")
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     a0, a1, b0 = _queue_three(agent)
     _assert_held(agent, a0, ("unreachable",))
     assert "proxy error" in agent.log_text()
     assert standin.requests() == []
 
     # The proxy comes back on its port: delivered through it, no restart needed.
-    proxy = fl.Tinyproxy(str(tmp_path), port=port)
+    proxy = helpers.Tinyproxy(str(tmp_path), port=port)
     try:
         _assert_delivered(agent, [a0, a1, b0])
         assert proxy.log_text().count("/v2/enqueue") >= 3, "not delivered through the proxy"
-        _assert_order(fl.dedup_keys_received(standin))
+        _assert_order(helpers.dedup_keys_received(standin))
     finally:
         proxy.stop()
 
 
 def test_proxy_answers_407(agent, standin, tmp_path):
     """A proxy that wants credentials answers 407: the setup's fault, never the event's."""
-    fake = fl.ProxyWanting407()
+    fake = helpers.ProxyWanting407()
     try:
         agent.configure(proxy_url=fake.url)
-        fl.start_daemon(agent)
+        helpers.start_daemon(agent)
         a0, a1, b0 = _queue_three(agent)
         _assert_held(agent, a0, ("unreachable",))
-        assert "status=407" in "\n".join(fl.log_attempts(agent, a0))
+        assert "status=407" in "\n".join(helpers.log_attempts(agent, a0))
         assert standin.requests() == []
     finally:
         fake.stop()
     # With credentials, through a real proxy that wants them.
-    proxy = fl.Tinyproxy(str(tmp_path), auth=("pdagent", "s3cret"))
+    proxy = helpers.Tinyproxy(str(tmp_path), auth=("pdagent", "s3cret"))
     try:
-        fl.restart_daemon(agent, proxy_url=f"http://pdagent:s3cret@127.0.0.1:{proxy.port}")
+        helpers.restart_daemon(agent, proxy_url=f"http://pdagent:s3cret@127.0.0.1:{proxy.port}")
         _assert_delivered(agent, [a0, a1, b0])
         assert proxy.log_text().count("/v2/enqueue") >= 3
-        _assert_order(fl.dedup_keys_received(standin))
+        _assert_order(helpers.dedup_keys_received(standin))
     finally:
         proxy.stop()
 
 
 def test_proxy_refuses_connect_with_407(agent, tls_standin, test_ca, tmp_path):
     """HTTPS through a proxy that wants credentials: its CONNECT is refused with 407."""
-    proxy = fl.Tinyproxy(str(tmp_path), auth=("pdagent", "s3cret"))
+    proxy = helpers.Tinyproxy(str(tmp_path), auth=("pdagent", "s3cret"))
     try:
         agent.configure(events_api_url=tls_standin.url, proxy_url=proxy.url, ca_bundle=test_ca[2])
-        fl.start_daemon(agent)
+        helpers.start_daemon(agent)
         a0, a1, b0 = _queue_three(agent)
         _assert_held(agent, a0, ("unreachable",))
-        assert "407" in "\n".join(fl.log_attempts(agent, a0))
+        assert "407" in "\n".join(helpers.log_attempts(agent, a0))
         assert tls_standin.requests() == []
 
-        fl.restart_daemon(agent, proxy_url=f"http://pdagent:s3cret@127.0.0.1:{proxy.port}")
+        helpers.restart_daemon(agent, proxy_url=f"http://pdagent:s3cret@127.0.0.1:{proxy.port}")
         _assert_delivered(agent, [a0, a1, b0])
         assert "CONNECT" in proxy.log_text()
         _assert_order([body["dedup_key"] for body in tls_standin.bodies()])

@@ -15,16 +15,16 @@ import stat
 import subprocess
 import tempfile
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import StandIn, command, routing_key, wait_for
+from helpers import StandIn, command, routing_key, wait_for
 
 KEY = routing_key(1000)
 
 
 def _as_other(argv, agent):
-    user = fl.ensure_user(fl.SECOND_USER)
-    return subprocess.run(fl.as_user(*user, argv), env=agent.env(), capture_output=True, text=True,
+    user = helpers.ensure_user(helpers.SECOND_USER)
+    return subprocess.run(helpers.as_user(*user, argv), env=agent.env(), capture_output=True, text=True,
                           timeout=30, check=False)
 
 
@@ -33,16 +33,16 @@ def test_other_users_cannot_read_or_list(agent, standin, daemon_user):
         pytest.skip("needs root to act as other users")
     standin.set_faults([{"match": {"dedup_key": "refused"}, "status": 400, "times": -1},
                         {"match": {"dedup_key": "pending"}, "status": 503, "times": -1}])
-    fl.start_daemon(agent)
-    delivered = fl.send(agent, KEY, "delivered", user=daemon_user)
-    refused = fl.send(agent, KEY, "refused", user=daemon_user)
-    pending = fl.send(agent, routing_key(1001), "pending", user=daemon_user)
-    wait_for(lambda: fl.where(agent, delivered) == "suc" and fl.where(agent, refused) == "err",
+    helpers.start_daemon(agent)
+    delivered = helpers.send(agent, KEY, "delivered", user=daemon_user)
+    refused = helpers.send(agent, KEY, "refused", user=daemon_user)
+    pending = helpers.send(agent, routing_key(1001), "pending", user=daemon_user)
+    wait_for(lambda: helpers.where(agent, delivered) == "suc" and helpers.where(agent, refused) == "err",
              message="one event delivered, one refused")
-    fl.stop_daemon(agent)  # its state and log are written
+    helpers.stop_daemon(agent)  # its state and log are written
 
     # The other user may queue: the spool is a drop box.
-    mine = fl.send(agent, routing_key(1002), "other-user", user=fl.ensure_user(fl.SECOND_USER))
+    mine = helpers.send(agent, routing_key(1002), "other-user", user=helpers.ensure_user(helpers.SECOND_USER))
 
     data = agent.data_dir
     for directory in ("pdq", "suc", "err", "tmp"):
@@ -76,15 +76,15 @@ def test_symlink_planted_by_another_user_is_not_followed(agent, standin):
     if os.geteuid() != 0:
         pytest.skip("needs root to act as other users")
     state = os.path.join(agent.data_dir, "db", "state.json")
-    fl.start_daemon(agent)
-    fl.send(agent, KEY, "first")
+    helpers.start_daemon(agent)
+    helpers.send(agent, KEY, "first")
     wait_for(lambda: os.path.exists(state), message="the daemon's state file")
     planted = f"1_{KEY}.txt"
     result = _as_other(["ln", "-s", state, agent.path("pdq", planted)], agent)
     assert result.returncode == 0, result.stderr
-    after = fl.send(agent, KEY, "after")
-    wait_for(lambda: fl.where(agent, after) == "suc", message="the next event delivered")
-    assert os.path.islink(agent.path("pdq", planted)) and fl.where(agent, planted) == "pdq"
+    after = helpers.send(agent, KEY, "after")
+    wait_for(lambda: helpers.where(agent, after) == "suc", message="the next event delivered")
+    assert os.path.islink(agent.path("pdq", planted)) and helpers.where(agent, planted) == "pdq"
     assert "not a regular file" in agent.log_text()
     assert "counters" not in agent.log_text()
     assert all("counters" not in str(body) for body in standin.bodies())
@@ -93,9 +93,9 @@ def test_symlink_planted_by_another_user_is_not_followed(agent, standin):
 # -- routing keys in logs -----------------------------------------------------------------------
 
 def _assert_no_key_in_logs(agent, keys):
-    logs = agent.log_text() + fl.read_text(agent.daemon_output)
+    logs = agent.log_text() + helpers.read_text(agent.daemon_output)
     for rotated in range(1, 6):
-        logs += fl.read_text(os.path.join(agent.log_dir, f"pdagentd.log.{rotated}"))
+        logs += helpers.read_text(os.path.join(agent.log_dir, f"pdagentd.log.{rotated}"))
     leaked = [key for key in keys if key in logs]
     assert not leaked, f"routing keys logged whole: {leaked}"
     return logs
@@ -109,16 +109,16 @@ def test_no_routing_key_in_log_after_http_and_network_errors(agent, standin):
     standin.set_faults([dict(fault, match={"routing_key": key}, times=2)
                         for key, fault in zip(keys, faults)])
     agent.configure(http_timeout_secs=1, retry_limit_for_possible_errors=1)
-    fl.start_daemon(agent)
-    names = [fl.send(agent, key, f"logged-{number}") for number, key in enumerate(keys)]
-    wait_for(lambda: all(fl.where(agent, name) in ("suc", "err") for name in names), timeout=30,
+    helpers.start_daemon(agent)
+    names = [helpers.send(agent, key, f"logged-{number}") for number, key in enumerate(keys)]
+    wait_for(lambda: all(helpers.where(agent, name) in ("suc", "err") for name in names), timeout=30,
              message="every event answered for good")
     # And the way to the API broken: refused, then an unresolvable name.
-    for number, url in enumerate((f"http://127.0.0.1:{fl.closed_port()}", "http://pdagent-test.invalid")):
-        fl.restart_daemon(agent, events_api_url=url)
-        name = fl.send(agent, keys[number + 1], f"unreachable-{number}")
-        wait_for(lambda name=name: fl.log_attempts(agent, name), message="a failed attempt logged")
-    fl.stop_daemon(agent)
+    for number, url in enumerate((f"http://127.0.0.1:{helpers.closed_port()}", "http://pdagent-test.invalid")):
+        helpers.restart_daemon(agent, events_api_url=url)
+        name = helpers.send(agent, keys[number + 1], f"unreachable-{number}")
+        wait_for(lambda name=name: helpers.log_attempts(agent, name), message="a failed attempt logged")
+    helpers.stop_daemon(agent)
     logs = _assert_no_key_in_logs(agent, keys)
     assert "result=rejected" in logs and "result=failed" in logs and "result=unreachable" in logs
 
@@ -129,10 +129,10 @@ def test_no_routing_key_in_log_after_bad_entries(agent, standin):
         with open(agent.path("pdq", f"1_{key}.txt"), "wb") as planted:
             planted.write(content)
     os.symlink("/etc/hostname", agent.path("pdq", f"2_{keys[0]}.txt"))
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     wait_for(lambda: len(agent.names("err")) == 3 and "not a regular file" in agent.log_text(),
              message="the bad entries in err/, the link passed over")
-    fl.stop_daemon(agent)
+    helpers.stop_daemon(agent)
     _assert_no_key_in_logs(agent, keys)
 
 
@@ -141,23 +141,23 @@ def test_no_routing_key_in_log_after_wrong_file_names(agent, standin):
     for key, name in zip(keys, ("pdq_{}.txt", "{}.txt", "1_{}.txt.tmp")):
         with open(agent.path("pdq", name.format(key)), "w") as planted:
             planted.write("{}")
-    fl.start_daemon(agent)
+    helpers.start_daemon(agent)
     wait_for(lambda: agent.log_text().count("not an event file name") == 3, message="three skips logged")
-    fl.stop_daemon(agent)
+    helpers.stop_daemon(agent)
     _assert_no_key_in_logs(agent, keys)
 
 
 def test_proxy_password_not_in_log(agent, standin, tmp_path):
-    proxy = fl.Tinyproxy(str(tmp_path), auth=("pdagent", "Pr0xyPassw0rd"))
+    proxy = helpers.Tinyproxy(str(tmp_path), auth=("pdagent", "Pr0xyPassw0rd"))
     try:
         agent.configure(proxy_url=f"http://pdagent:Pr0xyPassw0rd@127.0.0.1:{proxy.port}")
-        fl.start_daemon(agent)
-        name = fl.send(agent, KEY, "via-proxy")
-        wait_for(lambda: fl.where(agent, name) == "suc", message="delivery through the proxy")
-        fl.stop_daemon(agent)
+        helpers.start_daemon(agent)
+        name = helpers.send(agent, KEY, "via-proxy")
+        wait_for(lambda: helpers.where(agent, name) == "suc", message="delivery through the proxy")
+        helpers.stop_daemon(agent)
     finally:
         proxy.stop()
-    assert "Pr0xyPassw0rd" not in agent.log_text() + fl.read_text(agent.daemon_output)
+    assert "Pr0xyPassw0rd" not in agent.log_text() + helpers.read_text(agent.daemon_output)
 
 
 # -- root ---------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_no_option_switches_tls_verification_off(agent, key):
         config_file.write("[Main]\n" + "".join(f"{name} = {value}\n" for name, value in
                                                   dict(agent.settings, **{key: "false"}).items()))
     os.chmod(path, 0o644)
-    result = subprocess.run(fl.as_user(agent.uid, agent.gid, command("pdagentd") + ["-f"]),
+    result = subprocess.run(helpers.as_user(agent.uid, agent.gid, command("pdagentd") + ["-f"]),
                             env=agent.env(PDAGENT_CONFIG=path), capture_output=True, text=True,
                             timeout=20, check=False)
     lines = result.stderr.strip().splitlines()
@@ -206,20 +206,20 @@ def wrong_ca():
 def test_environment_cannot_switch_tls_verification_off(agent, tls_standin, test_ca, wrong_ca):
     """REQUESTS_CA_BUNDLE at a wrong CA, empty CA variables, PYTHONHTTPSVERIFY=0: still verified."""
     agent.configure(events_api_url=tls_standin.url)
-    name = fl.send(agent, KEY, "tls-env")
+    name = helpers.send(agent, KEY, "tls-env")
     failures = 0
     for extra in ({"REQUESTS_CA_BUNDLE": wrong_ca}, {"CURL_CA_BUNDLE": wrong_ca},
                   {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""}, {"PYTHONHTTPSVERIFY": "0"}):
-        fl.start_daemon(agent, env=agent.env(**extra))
+        helpers.start_daemon(agent, env=agent.env(**extra))
         wait_for(lambda before=failures: agent.log_text().count("TLS VERIFICATION FAILED") > before,
                  timeout=15, message=f"a loud TLS failure with {extra}")
         failures = agent.log_text().count("TLS VERIFICATION FAILED")
-        fl.stop_daemon(agent)
-        assert fl.where(agent, name) == "pdq" and agent.names("err") == []
+        helpers.stop_daemon(agent)
+        assert helpers.where(agent, name) == "pdq" and agent.names("err") == []
         assert tls_standin.requests() == []
     # The right CA through the same variable: delivered (so the variable is honoured).
-    fl.start_daemon(agent, env=agent.env(REQUESTS_CA_BUNDLE=test_ca[2]))
-    wait_for(lambda: fl.where(agent, name) == "suc", timeout=15, message="delivery with the right CA")
+    helpers.start_daemon(agent, env=agent.env(REQUESTS_CA_BUNDLE=test_ca[2]))
+    wait_for(lambda: helpers.where(agent, name) == "suc", timeout=15, message="delivery with the right CA")
     assert [body["dedup_key"] for body in tls_standin.bodies()] == ["tls-env"]
 
 
@@ -230,11 +230,11 @@ def test_tls_ca_bundle_of_another_ca_fails_loudly(agent, tmp_path, wrong_ca, tes
     server = StandIn(str(server_dir), tls=test_ca)
     try:
         agent.configure(events_api_url=server.url, ca_bundle=wrong_ca)
-        fl.start_daemon(agent)
-        name = fl.send(agent, KEY, "wrong-ca")
-        wait_for(lambda: len(fl.log_attempts(agent, name)) >= 2, timeout=15, message="two failures")
+        helpers.start_daemon(agent)
+        name = helpers.send(agent, KEY, "wrong-ca")
+        wait_for(lambda: len(helpers.log_attempts(agent, name)) >= 2, timeout=15, message="two failures")
         assert all("TLS VERIFICATION FAILED" in line and " ERROR " in line
-                   for line in fl.log_attempts(agent, name))
-        assert fl.where(agent, name) == "pdq" and server.requests() == []
+                   for line in helpers.log_attempts(agent, name))
+        assert helpers.where(agent, name) == "pdq" and server.requests() == []
     finally:
         server.stop()

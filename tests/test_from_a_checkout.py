@@ -7,9 +7,9 @@ import shlex
 import subprocess
 import sys
 
-import demo  # scripts/demo.py: conftest puts scripts/ on the path
+import demo  # scripts/demo.py: helpers.py puts scripts/ on the path
 import pytest
-from conftest import ROOT, command
+from helpers import ROOT, command
 
 DEMO = [sys.executable, os.path.join(ROOT, "scripts", "demo.py")]
 

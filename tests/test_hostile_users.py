@@ -1,4 +1,4 @@
-"""Hostile local users against a running daemon and a real spool (issue 10).
+"""Hostile local users against a running daemon and a real spool.
 
 Every attack is made by a second unprivileged user (`pdagent-test-other`,
 through setpriv) on a spool laid out as installed, while pdagentd runs as its
@@ -22,9 +22,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import routing_key, wait_for
+from helpers import routing_key, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,8 +40,8 @@ LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 def deliver_one(agent, standin, key, dedup_key, user=None):
     """pd-send an event of `key` and wait until the stand-in has it: delivery goes on."""
-    fl.send(agent, key, dedup_key, user=user)
-    wait_for(lambda: dedup_key in fl.dedup_keys_received(standin), timeout=15,
+    helpers.send(agent, key, dedup_key, user=user)
+    wait_for(lambda: dedup_key in helpers.dedup_keys_received(standin), timeout=15,
              message=f"{dedup_key} to be delivered")
 
 
@@ -91,13 +91,13 @@ NOT_EVENTS = not_events("a")
 
 @pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemonised"])
 def test_no_name_stops_delivery(agent, standin, daemon_user, foreground):
-    user = fl.ensure_user(fl.SECOND_USER)
+    user = helpers.ensure_user(helpers.SECOND_USER)
     for name in NOT_EVENTS:  # present at start-up ...
-        fl.plant(agent, name, b"{}")
+        helpers.plant(agent, name, b"{}")
     agent.start_daemon(foreground=foreground)
     deliver_one(agent, standin, VICTIM, "after-start", user=user)
     for name in not_events("b"):  # ... and arriving while it runs (inotify)
-        fl.plant(agent, name, b"{}")
+        helpers.plant(agent, name, b"{}")
     deliver_one(agent, standin, VICTIM, "after-inotify", user=user)
     time.sleep(float(agent.settings["send_interval_secs"]) + 0.5)  # a full rescan has run
     deliver_one(agent, standin, routing_key(4102), "after-rescan", user=daemon_user)
@@ -140,16 +140,16 @@ def test_name_and_body_must_agree(agent, standin, entry_format):
     standin.set_faults([{"match": {"routing_key": THROTTLED}, "status": 429, "times": -1}])
     agent.start_daemon()
     if entry_format == "v2":
-        content = fl.forged_entry(THROTTLED, "forged")
+        content = helpers.forged_entry(THROTTLED, "forged")
     else:  # an original-agent entry: its service_key is its routing key
         content = json.dumps({"service_key": THROTTLED, "event_type": "trigger", "incident_key": "forged",
                               "description": "forged", "details": {}, "agent": {"queued_by": "x"}})
     name = f"1000000000000000_{VICTIM}.txt"  # before anything the victim will queue
-    fl.plant(agent, name, content.encode())
+    helpers.plant(agent, name, content.encode())
     deliver_one(agent, standin, VICTIM, "victim-1")
-    deliver_one(agent, standin, VICTIM, "victim-2", user=fl.ensure_user(fl.SECOND_USER))
+    deliver_one(agent, standin, VICTIM, "victim-2", user=helpers.ensure_user(helpers.SECOND_USER))
 
-    wait_for(lambda: fl.where(agent, name) == "err", message="the forged file to go to err/")
+    wait_for(lambda: helpers.where(agent, name) == "err", message="the forged file to go to err/")
     with open(os.path.join(agent.data_dir, "db", "errors", name + ".json")) as reason_file:
         reason = json.load(reason_file)
     assert "differs from the one in its file name" in reason["reason"]
@@ -163,15 +163,15 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
     """Another user can neither remove, rename nor replace a pending event; the agent still moves it."""
     for directory in ("pdq", "tmp"):
         assert stat.S_IMODE(os.stat(agent.path(directory)).st_mode) == 0o3753, directory
-    victim = fl.ensure_user(fl.VICTIM_USER)
+    victim = helpers.ensure_user(helpers.VICTIM_USER)
     standin.set_faults([{"match": {"routing_key": VICTIM}, "status": 503, "times": -1}])
     agent.start_daemon()
-    name = fl.send(agent, VICTIM, "victim-pending", "the victim's event", user=victim)
-    wait_for(lambda: fl.attempts(standin, "victim-pending"), message="a first try (503)")
+    name = helpers.send(agent, VICTIM, "victim-pending", "the victim's event", user=victim)
+    wait_for(lambda: helpers.attempts(standin, "victim-pending"), message="a first try (503)")
     pending = agent.path("pdq", name)
     original = Path(pending).read_bytes()
 
-    forged = fl.plant(agent, f"1000000000000001_{VICTIM}.txt", fl.forged_entry(VICTIM, "forged").encode())
+    forged = helpers.plant(agent, f"1000000000000001_{VICTIM}.txt", helpers.forged_entry(VICTIM, "forged").encode())
     attacks = {
         "rm": ["rm", "-f", pending],
         "mv away": ["mv", "-f", pending, agent.path("pdq", "1000000000000002_x.txt")],
@@ -180,42 +180,42 @@ def test_sticky_spool_keeps_each_users_events(agent, standin):
         "truncate": ["truncate", "-s", "0", pending],
     }
     for attack, argv in attacks.items():
-        result = fl.as_other(agent, *argv)
+        result = helpers.as_other(agent, *argv)
         assert result.returncode != 0, attack
         assert Path(pending).read_bytes() == original, attack
     # tmp/ too: another user's unfinished entry cannot be removed there.
     victim_tmp = os.path.join(agent.path("tmp"), "victim.tmp")
-    subprocess.run(fl.as_user(*victim, ["touch", victim_tmp]), check=True)
-    assert fl.as_other(agent, "rm", "-f", victim_tmp).returncode != 0
+    subprocess.run(helpers.as_user(*victim, ["touch", victim_tmp]), check=True)
+    assert helpers.as_other(agent, "rm", "-f", victim_tmp).returncode != 0
     assert os.path.exists(victim_tmp)
 
     # The agent works as before: the daemon moves the victim's (and the forger's) files,
     # pd-queue retry brings an err/ event back, pd-send queues.
     standin.set_faults([])
-    wait_for(lambda: fl.where(agent, name) == "suc", timeout=15, message="the victim's event delivered")
+    wait_for(lambda: helpers.where(agent, name) == "suc", timeout=15, message="the victim's event delivered")
     [body] = [event["body"] for event in standin.received() if event["body"]["dedup_key"] == "victim-pending"]
     assert body["payload"]["summary"] == "the victim's event"
     standin.set_faults([{"match": {"dedup_key": "rejected-once"}, "status": 400, "times": 1}])
-    rejected = fl.send(agent, VICTIM, "rejected-once", user=victim)
-    wait_for(lambda: fl.where(agent, rejected) == "err", message="a 400 to reach err/")
+    rejected = helpers.send(agent, VICTIM, "rejected-once", user=victim)
+    wait_for(lambda: helpers.where(agent, rejected) == "err", message="a 400 to reach err/")
     assert agent.queue("retry", "-k", VICTIM).stdout == "1 event(s) set up for retry.\n"
-    wait_for(lambda: fl.where(agent, rejected) == "suc", message="the retried event delivered")
+    wait_for(lambda: helpers.where(agent, rejected) == "suc", message="the retried event delivered")
 
 
 def test_control_characters_never_reach_the_log_or_terminal_raw(agent, standin):
-    user = fl.ensure_user(fl.SECOND_USER)
+    user = helpers.ensure_user(helpers.SECOND_USER)
     agent.start_daemon()
     evil = "evil\n2026-01-01 00:00:00,000 INFO forged line \x1b[2J\x1b]0;title\x07\u202e\x85"
-    fl.send(agent, VICTIM, evil, f"summary {evil}", "-f", f"note={evil}", user=user)
-    wait_for(lambda: evil in fl.dedup_keys_received(standin), message="the event delivered as sent")
+    helpers.send(agent, VICTIM, evil, f"summary {evil}", "-f", f"note={evil}", user=user)
+    wait_for(lambda: evil in helpers.dedup_keys_received(standin), message="the event delivered as sent")
     standin.set_faults([{"match": {"dedup_key": f"{evil}-rejected"}, "status": 400, "times": -1}])
-    fl.send(agent, VICTIM, f"{evil}-rejected", f"summary {evil}", user=user)
+    helpers.send(agent, VICTIM, f"{evil}-rejected", f"summary {evil}", user=user)
     wait_for(lambda: agent.queue("status", "--json").stdout.count('"error": 1') == 1,
              message="the rejected event in err/")
     assert_log_has_no_raw_controls(agent)
     assert "\\x1b[2J" in agent.log_text()  # shown, escaped
     for state in ("success", "error"):
-        result = subprocess.run(fl.command("pd-queue") + ["list", "--state", state], env=agent.env(),
+        result = subprocess.run(helpers.command("pd-queue") + ["list", "--state", state], env=agent.env(),
                                 capture_output=True, timeout=30, check=False)
         assert_printable_output(result)
         assert b"\\x1b[2J" in result.stdout

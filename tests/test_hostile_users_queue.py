@@ -15,9 +15,9 @@ import os
 import time
 from pathlib import Path
 
-import faultlib as fl
+import helpers
 import pytest
-from conftest import routing_key, wait_for
+from helpers import routing_key, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other local users")
 
@@ -25,7 +25,7 @@ VICTIM = routing_key(4200)
 
 
 def victim_user():
-    return fl.ensure_user(fl.VICTIM_USER)
+    return helpers.ensure_user(helpers.VICTIM_USER)
 
 
 def dedup_keys(standin, routing_key=None):
@@ -50,16 +50,16 @@ def test_no_name_another_user_chooses_reorders_a_key_or_hides_its_age(agent, sta
     still sees how long the trigger has waited, also after a restart."""
     standin.set_faults([{"match": {"routing_key": VICTIM}, "status": 503, "times": -1}])
     agent.start_daemon()
-    fl.plant(agent, "99999999999999999_anything.txt", b"")
-    fl.plant(agent, f"99999999999999999_{routing_key(4201)}.txt", fl.forged_entry(routing_key(4201), "far").encode())
+    helpers.plant(agent, "99999999999999999_anything.txt", b"")
+    helpers.plant(agent, f"99999999999999999_{routing_key(4201)}.txt", helpers.forged_entry(routing_key(4201), "far").encode())
     time.sleep(0.5)  # the daemon has seen them
     send_as_victim(agent, "incident")
-    wait_for(lambda: fl.attempts(standin, "incident"), message="the trigger tried (503)")
+    wait_for(lambda: helpers.attempts(standin, "incident"), message="the trigger tried (503)")
     for number in range(3):  # any user's create-and-remove in pdq/ sets its mtime to now
-        staged = fl.plant(agent, f"{number + 1}_storm.txt")
-        assert fl.as_other(agent, "rm", "-f", staged).returncode == 0
+        staged = helpers.plant(agent, f"{number + 1}_storm.txt")
+        assert helpers.as_other(agent, "rm", "-f", staged).returncode == 0
     early = f"1000000000000000_{VICTIM}.txt"  # a name claiming 2001, planted after the trigger
-    fl.plant(agent, early, fl.forged_entry(VICTIM, "planted-early").encode())
+    helpers.plant(agent, early, helpers.forged_entry(VICTIM, "planted-early").encode())
     send_as_victim(agent, "incident", action="resolve")
     code, line = check(agent)
     assert code == 0 and "3 pending" in line, line  # no false alarm from a name claiming 2001
@@ -88,10 +88,10 @@ def test_entries_that_are_never_sent_take_no_pacing_slot(agent, standin, kind):
     for number in range(3):
         name = f"{1000000000000000 + number}_{VICTIM}.txt"
         if kind == "bad JSON":
-            fl.plant(agent, name, b"{not json")
+            helpers.plant(agent, name, b"{not json")
         else:
             maker = "mkdir" if kind == "directory" else "mkfifo"
-            assert fl.as_other(agent, "sh", "-c", f'umask 022; {maker} "$1"', "sh",
+            assert helpers.as_other(agent, "sh", "-c", f'umask 022; {maker} "$1"', "sh",
                                agent.path("pdq", name)).returncode == 0
     time.sleep(0.5)
     send_as_victim(agent, "paced-not")
@@ -107,15 +107,15 @@ def test_an_entry_swapped_while_it_is_sent_never_backs_its_key_off(agent, standi
     standin.set_faults([{"match": {"dedup_key": "swapped"}, "delay": 2, "times": -1}])
     agent.start_daemon()
     name = f"{int(time.time() * 1e6)}_{VICTIM}.txt"
-    path = fl.plant(agent, name, fl.forged_entry(VICTIM, "swapped").encode())
-    wait_for(lambda: fl.attempts(standin, "swapped"), message="the POST under way")
-    result = fl.as_other(agent, "sh", "-c", 'rm -f "$1" && mkdir -m 755 "$1"', "sh", path)
+    path = helpers.plant(agent, name, helpers.forged_entry(VICTIM, "swapped").encode())
+    wait_for(lambda: helpers.attempts(standin, "swapped"), message="the POST under way")
+    result = helpers.as_other(agent, "sh", "-c", 'rm -f "$1" && mkdir -m 755 "$1"', "sh", path)
     assert result.returncode == 0, result.stderr
     wait_for(lambda: "swapped" in dedup_keys(standin), message="its answer")
     send_as_victim(agent, "after-swap")
     wait_for(lambda: "after-swap" in dedup_keys(standin), timeout=8, message="the victim's page, no back-off")
     assert os.path.isdir(path)
-    assert fl.where(agent, name) == "pdq"  # neither moved nor recorded
+    assert helpers.where(agent, name) == "pdq"  # neither moved nor recorded
     assert not os.path.lexists(os.path.join(agent.data_dir, "db", "errors", name + ".json"))
     state = json.loads(agent.queue("status", "--json").stdout)
     assert not state["keys"][VICTIM]["backed_off"]
@@ -129,7 +129,7 @@ def test_a_directory_renamed_through_many_names_writes_nothing(agent, standin):
               'mv walker "$((1000000000000000 + i))_$3.txt" && mv "$((1000000000000000 + i))_$3.txt" walker; '
               'i=$((i + 1)); done && mv walker "1000000000000000_$3.txt"')
     for mode, key in (("755", VICTIM), ("777", routing_key(4202))):
-        result = fl.as_other(agent, "sh", "-c", script, "sh", agent.path("pdq"), mode, key)
+        result = helpers.as_other(agent, "sh", "-c", script, "sh", agent.path("pdq"), mode, key)
         assert result.returncode == 0, result.stderr
     send_as_victim(agent, "after-walk")
     wait_for(lambda: "after-walk" in dedup_keys(standin), message="delivery going on")
@@ -149,17 +149,17 @@ def test_a_name_learnt_after_its_event_left_cannot_hide_it(agent, standin):
     agent.start_daemon()
     send_as_victim(agent, "rejected")
     [name] = [name for name in agent.names("pdq") + agent.names("err") if VICTIM in name]
-    wait_for(lambda: fl.where(agent, name) == "err", message="the 400 in err/")
+    wait_for(lambda: helpers.where(agent, name) == "err", message="the 400 in err/")
     reason_path = os.path.join(agent.data_dir, "db", "errors", name + ".json")
     with open(reason_path) as reason_file:
         reason = reason_file.read()
-    assert fl.as_other(agent, "mkdir", agent.path("pdq", name)).returncode == 0
+    assert helpers.as_other(agent, "mkdir", agent.path("pdq", name)).returncode == 0
     time.sleep(float(agent.settings["send_interval_secs"]) + 0.5)  # seen by inotify and a rescan
     with open(reason_path) as reason_file:
         assert reason_file.read() == reason
-    assert fl.as_other(agent, "rmdir", agent.path("pdq", name)).returncode == 0
+    assert helpers.as_other(agent, "rmdir", agent.path("pdq", name)).returncode == 0
     assert agent.queue("retry", "-k", VICTIM).stdout == "1 event(s) set up for retry.\n"
-    wait_for(lambda: fl.where(agent, name) == "suc", message="the retried event delivered")
+    wait_for(lambda: helpers.where(agent, name) == "suc", message="the retried event delivered")
 
 
 def test_one_accounts_many_keys_delay_another_accounts_page_by_about_one_post(agent, standin):
@@ -170,9 +170,9 @@ def test_one_accounts_many_keys_delay_another_accounts_page_by_about_one_post(ag
     staging.mkdir(mode=0o755)
     for number in range(300):
         key = routing_key(5000 + number)
-        (staging / f"{1000000000000000 + number}_{key}.txt").write_text(fl.forged_entry(key, f"flood-{number}"))
+        (staging / f"{1000000000000000 + number}_{key}.txt").write_text(helpers.forged_entry(key, f"flood-{number}"))
     agent.start_daemon()
-    result = fl.as_other(agent, "sh", "-c",
+    result = helpers.as_other(agent, "sh", "-c",
                          'for f in "$1"/*; do n=$(basename "$f"); cp "$f" "$2/tmp/$n" && mv "$2/tmp/$n" "$2/pdq/$n"; '
                          'done', "sh", str(staging), agent.outqueue)
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import ROUTING_KEY, Agent, command, wait_for
+from helpers import ROUTING_KEY, Agent, command, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import routing_key, wait_for
+from helpers import routing_key, wait_for
 
 from pdagent.event import check_timestamp, validate
 from pdagent.spool.names import parse_file_name
@@ -242,13 +242,16 @@ def test_thirdparty_argparse_is_the_standard_librarys(results):
     assert ArgumentParser is argparse.ArgumentParser
 
 
-def queue_event_in_a_script(agent, arguments):
-    """stdout of a script printing what queue_event(c.get_enqueuer(), <arguments>) returns (KEY is sys.argv[1])."""
-    code = ("import sys\n"
+def queue_event_in_a_script(agent, arguments, as_json=False):
+    """stdout of a script printing what queue_event(c.get_enqueuer(), <arguments>) returns
+    (KEY is sys.argv[1]): space-separated, or as JSON."""
+    show = "print(json.dumps(result))" if as_json else "print(*result)"
+    code = ("import json, sys\n"
             "from pdagent.config import load_agent_config\n"
             "from pdagent.pdagentutil import queue_event\n"
             "c = load_agent_config()\n"
-            f"print(*queue_event(c.get_enqueuer(), {arguments}))\n")
+            f"result = queue_event(c.get_enqueuer(), {arguments})\n"
+            f"{show}\n")
     result = subprocess.run([sys.executable, "-c", code, KEY], cwd=agent.base,
                             env={"PDAGENT_CONFIG": agent.config_path}, capture_output=True, text=True,
                             timeout=60, check=False)
@@ -281,3 +284,41 @@ def test_queue_event_ignores_daemon_only_settings(agent):
     assert stdout == "lib-k []\n"
     (name,) = agent.names("pdq")
     assert agent.read("pdq", name)["event"]["payload"]["summary"] == "queued anyway"
+
+
+# (id, queue_event's arguments after the event type and KEY, the problem it returns or None
+# if it queues). Each is what pd-send refuses or repairs; the daemon would refuse it otherwise.
+CHECKED_LIKE_PD_SEND = [
+    ("NaN in details", "'nan-k', 'd', None, None, {'load': float('nan')}",
+     "the event is not valid JSON: JSON has no NaN or infinity"),
+    ("infinity in details", "'inf-k', 'd', None, None, {'load': float('inf')}",
+     "the event is not valid JSON: JSON has no NaN or infinity"),
+    ("body over the Events API's limit", "'big-k', 'd', None, None, {'log': 'x' * 600_000}",
+     "event is 600"),
+]
+
+
+@pytest.mark.parametrize("arguments, problem", [case[1:] for case in CHECKED_LIKE_PD_SEND],
+                         ids=[case[0] for case in CHECKED_LIKE_PD_SEND])
+def test_queue_event_refuses_what_pd_send_refuses(agent, arguments, problem):
+    stdout = queue_event_in_a_script(
+        agent, f"'trigger', sys.argv[1], {arguments}, c.get_agent_id(), 'script'", as_json=True)
+    incident_key, problems = json.loads(stdout)
+    assert incident_key in arguments
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    assert agent.names("pdq") == [] and agent.names("tmp") == []
+
+
+def test_queue_event_repairs_text_that_is_not_utf8_as_pd_send_does(agent):
+    """A lone surrogate (a byte that was not UTF-8) is queued as U+FFFD, in the summary and the details."""
+    assert agent.send("-k", KEY, "-t", "trigger", "-i", "by-pd-send", "-d", "caf\udce9",
+                      "-f", "out=\udcb0C").returncode == 0
+    stdout = queue_event_in_a_script(
+        agent, "'trigger', sys.argv[1], 'by-script', 'caf\\udce9', None, None, {'out': '\\udcb0C'},"
+               " c.get_agent_id(), 'script'", as_json=True)
+    assert json.loads(stdout) == ["by-script", []]
+    sent = {agent.read("pdq", name)["event"]["dedup_key"]: agent.read("pdq", name)["event"]["payload"]
+            for name in agent.names("pdq")}
+    assert sent["by-script"]["summary"] == sent["by-pd-send"]["summary"] == "caf\ufffd"
+    assert sent["by-script"]["custom_details"] == sent["by-pd-send"]["custom_details"] == {"out": "\ufffdC"}
+    assert [validate("alert", agent.read("pdq", name)["event"]) for name in agent.names("pdq")] == [[], []]

@@ -16,8 +16,15 @@ import re
 import time
 
 import pytest
-from conftest import assert_usage_error, routing_key, wait_for
-from faultlib import aged, send, start_daemon, stop_daemon
+from helpers import (
+    aged,
+    assert_usage_error,
+    routing_key,
+    send,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
 
 from pdagent.spool.queue import Spool
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import OTHER_USER, as_user, ensure_daemon_user, ensure_user
+from helpers import OTHER_USER, as_user, ensure_daemon_user, ensure_user, wait_for
 
 from pdagent import layout
 
@@ -671,13 +671,12 @@ def test_init_script_signals_only_its_daemon_whatever_the_pid_file_says(users_di
 
 
 def wait_for_cmdline(pid):
-    """Until `pid` runs its own program (setpriv execs the daemon after a moment)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    """Until `pid` runs its own program (setpriv execs the daemon after a moment); fails if it
+    never does, since the pid file would then name setpriv, not a look-alike."""
+    def past_setpriv():
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            if b"setpriv" not in cmdline.read():
-                return
-        time.sleep(0.02)
+            return b"setpriv" not in cmdline.read()
+    wait_for(past_setpriv, timeout=5, message=f"process {pid} to leave setpriv for its program")
 
 
 def test_init_script_status_as_a_user_who_cannot_read_the_pid_dir(users_dir):

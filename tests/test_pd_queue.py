@@ -12,9 +12,8 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, assert_usage_error, routing_key
-from conftest import command as installed_command
-from faultlib import aged
+from helpers import aged, as_user, assert_usage_error, routing_key
+from helpers import command as installed_command
 
 from pdagent.spool.queue import Spool
 

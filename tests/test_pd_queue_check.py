@@ -16,8 +16,17 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, command, routing_key, wait_for
-from faultlib import aged, kill_daemon, send, start_daemon, stop_daemon
+from helpers import (
+    aged,
+    as_user,
+    command,
+    kill_daemon,
+    routing_key,
+    send,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
 
 KEY_OK, KEY_SLOW, KEY_BAD = routing_key(1), routing_key(2), routing_key(3)
 # 'label'=value[UOM];[warn];[crit];[min];[max], trailing fields may be left out.

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, assert_usage_error, command, routing_key
+from helpers import as_user, assert_usage_error, command, routing_key
 
 from pdagent.event import entry_to_request, validate
 from pdagent.spool.names import parse_file_name

@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 import pytest
-from conftest import ROOT, ROUTING_KEY, as_user, command, wait_for
+from helpers import ROOT, ROUTING_KEY, as_user, command, wait_for
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 

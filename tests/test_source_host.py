@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROUTING_KEY, as_user, command, wait_for
+from helpers import ROUTING_KEY, as_user, command, wait_for
 
 from pdagent.enqueue import names_a_host
 

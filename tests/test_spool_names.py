@@ -1,4 +1,4 @@
-"""The spool's name parser against the standard library (issue 10: no name can stop delivery).
+"""The spool's name parser against the standard library: no name in pdq/ can stop delivery.
 
 parse_file_name is hand-written (pd-send and the daemon's rescans run it on
 every name); here it is held against a reference built from `re`, `int()`,

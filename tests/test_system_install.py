@@ -62,7 +62,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import StandIn, wait_for
+from helpers import StandIn, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"

@@ -30,8 +30,8 @@ import tempfile
 import time
 
 import pytest
-import systemd_tree  # scripts/, on the path through conftest
-from conftest import ROOT, Tinyproxy, wait_for
+import systemd_tree  # scripts/, on the path through helpers.py
+from helpers import ROOT, Tinyproxy, wait_for
 
 from pdagent import __version__
 

@@ -4,8 +4,8 @@ The boot itself is exercised by tests/test_system_systemd.py (`make test-system`
 """
 
 import pytest
-import systemd_tree  # scripts/, on the path through conftest
-from harness import closed_port
+import systemd_tree  # scripts/, on the path through helpers.py
+from helpers import closed_port
 
 
 def write(directory, name, text):

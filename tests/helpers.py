@@ -1,9 +1,12 @@
-"""Helpers for the fault suite (tests/test_faults_*.py) and bench/soak.py.
+"""The one module tests import shared helpers from (conftest.py holds only fixtures).
 
-Built on conftest's Agent and StandIn: daemon restarts that do not trust a
-stale pid file, events queued in-process exactly as pd-send queues them, what
-the stand-in accepted, a second local user, a tinyproxy, TLS certificates that
-are wrong in one way each, and a small tmpfs.
+scripts/harness.py is the sandbox `make demo` and bench/ run the agent in (the
+Events API stand-in, an Agent with its spool and commands, users, setpriv);
+its names are re-exported here. Added for the tests and bench/soak.py: daemon
+restarts that do not trust a stale pid file, events queued in-process exactly
+as pd-send queues them, what the stand-in accepted, a second local user, a
+tinyproxy that wants credentials, TLS certificates that are wrong in one way
+each, and a small tmpfs.
 """
 
 import contextlib
@@ -17,15 +20,22 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 
-from harness import (  # noqa: F401  (ensure_user, Tinyproxy, closed_port: for the test modules)
+from harness import (  # noqa: F401  (re-exported for the test modules)
+    OFFLINE_API,
     OTHER_USER,
+    ROOT,
+    ROUTING_KEY,
+    Agent,
+    StandIn,
     Tinyproxy,
     as_user,
+    assert_usage_error,
     closed_port,
     command,
     ensure_daemon_user,
     ensure_user,
     port_open,
+    routing_key,
     wait_for,
 )
 
@@ -66,7 +76,7 @@ def report(name, **figures):
 # -- users -------------------------------------------------------------------------
 
 def daemon_user_ids():
-    """What conftest's daemon_user fixture gives, for scripts outside pytest."""
+    """What the daemon_user fixture (conftest.py) gives, for scripts outside pytest."""
     return ensure_daemon_user()
 
 
