@@ -35,7 +35,7 @@ agent's integration scripts call.
 import math
 import os
 
-from pdagent.event import is_ip_address, is_url
+from pdagent.formats import is_ip_address, is_url
 
 # Installed layout (the .deb / .rpm).
 SYSTEM_CONFIG_FILE = "/etc/pdagent.conf"

@@ -14,14 +14,13 @@ import logging
 import logging.handlers
 import os
 import signal
-import socket
 import sys
 import threading
 import uuid
 
 from pdagent import __version__
-from pdagent.enqueue import SOURCE_HOST_FILE, cached_host_name, names_a_host
 from pdagent.escape import escape_controls
+from pdagent.hostname import cache_host_name, cached_host_name, look_up_host_name
 from pdagent.spool.files import read_small_file, write_file_atomically
 from pdagent.spool.names import QUEUE_FOLDERS
 from pdagent.spool.queue import Spool
@@ -175,7 +174,7 @@ def ensure_agent_id(path):
     return agent_id
 
 
-class _SourceHost:
+class SourceHost:
     """This host's name for v1 entries' payload.source, looked up off the main thread.
 
     The lookup may wait on DNS, so it runs in the background; until it is done
@@ -185,41 +184,18 @@ class _SourceHost:
 
     def __init__(self, data_dir):
         self.name = cached_host_name(data_dir)
-        self._path = os.path.join(data_dir, SOURCE_HOST_FILE)
+        self._data_dir = data_dir
         threading.Thread(target=self._look_up, name="fqdn", daemon=True).start()
 
     def _look_up(self):
-        self.name = _host_name()
-        if self.name != read_small_file(self._path):
-            try:
-                write_file_atomically(self._path, self.name.encode() + b"\n", mode=0o644)
-            except OSError as error:
-                log.warning("cannot write %s: %s", self._path, error.strerror)
+        self.name = look_up_host_name()
+        try:
+            cache_host_name(self._data_dir, self.name)
+        except OSError as error:
+            log.warning("cannot write %s: %s", error.filename or self._data_dir, error.strerror)
 
     def __call__(self):
         return self.name
-
-
-def _host_name():
-    """The name alerts give this host: its FQDN (getfqdn's reverse lookup); when
-    that names no host, the canonical name `hostname -f` prints; else the node
-    name. Containers and minimal installs often map the host name to
-    127.0.0.1, whose reverse lookup says `localhost`.
-    """
-    node_name = socket.gethostname()
-    for look_up in (socket.getfqdn, _canonical_name):
-        try:
-            name = look_up(node_name)
-        except OSError:  # socket.gaierror: the name does not resolve
-            continue
-        if names_a_host(name):
-            return name
-    return node_name  # a host that calls itself localhost has no better name
-
-
-def _canonical_name(node_name):
-    found = socket.getaddrinfo(node_name, None, flags=socket.AI_CANONNAME)
-    return found[0][3] if found else ""
 
 
 def run(main_config, foreground):
@@ -264,7 +240,7 @@ def run(main_config, foreground):
             spool = Spool(main_config.outqueue_dir, main_config.db_dir)
             with spool.lock():  # creates db/queue.lock now, while db/ is known to be writable
                 pass
-            engine = Engine(main_config, spool, api, saved, source_host=_SourceHost(main_config.data_dir),
+            engine = Engine(main_config, spool, api, saved, source_host=SourceHost(main_config.data_dir),
                             senders=main_config.send_concurrency)
             engine_box.append(engine)
             log.info("pdagentd %s started (pid %d): %s, proxy %s, TLS CAs %s, inotify on %s",

@@ -1,11 +1,9 @@
 """Queue one v2 event: the single path pd-send, the integrations and the library API share.
 
 Fills what the Events API needs but the caller may leave out (a dedup key for
-a trigger, the default source), validates the body exactly as the daemon will
+a trigger; hostname.py gives the default source), validates the body exactly as the daemon will
 before POSTing it, and writes the spool entry. Never touches the network.
 """
-
-import os
 
 from pdagent.event import (
     MAX_BODY_BYTES,
@@ -16,38 +14,8 @@ from pdagent.event import (
     validate,
 )
 from pdagent.jsonwrite import dumps
-from pdagent.spool.files import read_agent_id, read_small_file
+from pdagent.spool.files import read_agent_id
 from pdagent.spool.writer import SpoolWriter
-
-# The daemon writes this host's FQDN here at start-up, so that pd-send never
-# waits on a DNS lookup to fill payload.source.
-SOURCE_HOST_FILE = "fqdn.txt"
-
-
-# Names that say nothing of which host an alert is from (as the first label:
-# localhost.localdomain, localhost6.localdomain6, ...).
-_LOOPBACK_NAMES = ("localhost", "localhost4", "localhost6", "ip6-localhost", "ip6-loopback")
-
-
-def names_a_host(name):
-    """False for a host name no one could find the host by: empty, localhost, a loopback address."""
-    name = (name or "").strip().rstrip(".").lower()
-    return not (name == "" or name.split(".")[0] in _LOOPBACK_NAMES or name.endswith(".localhost")
-                or name.startswith("127.") or name in ("::1", "0.0.0.0", "::"))
-
-
-def cached_host_name(data_dir):
-    """The FQDN the daemon cached in `data_dir`, else the node name; never a DNS lookup.
-
-    A cached name that does not name the host (an old daemon's `localhost`) is passed over.
-    """
-    cached = read_small_file(os.path.join(data_dir, SOURCE_HOST_FILE), limit=256)
-    return cached if names_a_host(cached) else os.uname().nodename  # gethostname(), without socket
-
-
-def default_source(locations):
-    """payload.source when none is given."""
-    return cached_host_name(locations.data_dir)
 
 
 def queue_v2_event(locations, endpoint, body, queued_by, warn=None):

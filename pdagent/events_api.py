@@ -28,7 +28,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from pdagent import __version__
-from pdagent.event import ENDPOINT_PATHS, is_ascii_digits
+from pdagent.event import ENDPOINT_PATHS
+from pdagent.formats import is_ascii_digits
 from pdagent.outcome import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE, Outcome
 
 

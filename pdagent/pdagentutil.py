@@ -9,8 +9,9 @@ They keep their signatures; the events they queue are Events API v2 events.
 import time
 
 from pdagent.config import load_locations
-from pdagent.enqueue import default_source, encode_v2_entry
+from pdagent.enqueue import encode_v2_entry
 from pdagent.event import EventError, build_alert, utc_timestamp
+from pdagent.hostname import default_source
 from pdagent.spool.names import parse_file_name
 from pdagent.state import read_state
 

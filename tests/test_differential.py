@@ -26,7 +26,7 @@ from helpers import assert_usage_error, routing_key
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pdagent import event
+from pdagent import event, formats
 from pdagent.cli.pd_send import OPTIONS, build_parser, fast_parse
 from pdagent.config import ConfigError, read_ini
 from pdagent.events_api import parse_retry_after
@@ -368,7 +368,7 @@ def urls(draw):
 @example("http://a\uff03b/")
 @example("http://h:" + "9" * 5000 + "/")  # int() of over 4300 digits raises (Python 3.11+)
 def test_every_url_ours_takes_splits_the_same_in_urlsplit(url):
-    parts = event.split_url(url, ("http", "https"))
+    parts = formats.split_url(url, ("http", "https"))
     if parts is None:
         return
     scheme, host, port = parts
@@ -381,7 +381,7 @@ def test_every_url_ours_takes_splits_the_same_in_urlsplit(url):
        st.none() | st.integers(0, 65535), st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e), max_size=10))
 def test_plain_urls_are_taken(scheme, host, port, path):
     url = f"{scheme}://{host}{'' if port is None else f':{port}'}/{path}"
-    assert event.split_url(url) == (scheme, host, port)
+    assert formats.split_url(url) == (scheme, host, port)
 
 
 # -- IP addresses against ipaddress.ip_address -----------------------------------------------------
@@ -410,7 +410,7 @@ ADDRESSES = (
 @example("::1%eth0")
 @example("1:2:3:4:5:6:7::")
 def test_ip_check_is_ipaddress(text):
-    ours = event.is_ip_address(text)
+    ours = formats.is_ip_address(text)
     if ours:
         assert stdlib_ip(text), text
     elif "%" not in text and sys.version_info >= (3, 9, 5):  # ours takes no zone; leading zeros went in 3.9.5

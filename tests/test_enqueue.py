@@ -15,7 +15,7 @@ from helpers import routing_key
 from pdagent.config import load_locations
 from pdagent.enqueue import encode_v2_entry, queue_v2_event
 from pdagent.event import MAX_BODY_BYTES, EventError, build_alert
-from pdagent.spool import parse_file_name
+from pdagent.spool.names import parse_file_name
 
 KEY = routing_key(70)
 AGENT_ID = "enqueue-agent-0001"

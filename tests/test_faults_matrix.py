@@ -7,7 +7,7 @@ ends: a retryable fault keeps a0 in pdq/ (never err/) while it lasts, with a1
 waiting behind it, and delivers both in order once the fault is cleared; a
 rejection moves a0 to err/ at once with its reason, and a1 goes on. Nothing is
 ever lost: every event is in exactly one of suc/, err/ or pdq/.
-The expected behaviour per answer is sender.py's table (classify_response).
+The expected behaviour per answer is events_api.py's table (classify_response).
 """
 
 import os

@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from pdagent.state import MAX_STATE_BYTES, STATE_FILE, DeliveryState, read_state
+from pdagent.state import MAX_STATE_BYTES, STATE_FILE, SavedState, read_state
 
 EMPTY = {"counters": {"delivered": 0, "failed": 0, "started_on": None}, "keys": {}}
 SAVED_KEY = {"backoff_until": 1795450952.5, "backoffs": 2, "failures": 1, "reason": "HTTP 503",
@@ -103,10 +103,10 @@ def test_a_file_over_the_limit_is_not_read(db_dir):
     assert warnings == [f"ignoring unreadable {STATE_FILE}: {limit}"]
 
 
-# -- DeliveryState: the daemon's side --------------------------------------------------------------
+# -- SavedState: the daemon's side --------------------------------------------------------------
 
 def test_counters_saved_and_loaded_by_the_next_daemon(db_dir):
-    state = DeliveryState(db_dir)
+    state = SavedState(db_dir)
     assert not state.dirty and state.counters == EMPTY["counters"]
     state.start()
     assert state.dirty
@@ -118,7 +118,7 @@ def test_counters_saved_and_loaded_by_the_next_daemon(db_dir):
     assert not state.dirty
     state.write(data)
 
-    again = DeliveryState(db_dir)
+    again = SavedState(db_dir)
     assert again.counters == {"delivered": 2, "failed": 1, "started_on": state.counters["started_on"]}
     assert again.saved_keys == {"K1": SAVED_KEY}
     assert read_state(db_dir) == {"counters": again.counters, "keys": {"K1": SAVED_KEY}}
@@ -127,7 +127,7 @@ def test_counters_saved_and_loaded_by_the_next_daemon(db_dir):
 def test_the_file_is_replaced_whole_and_readable_by_the_daemons_group_only(db_dir):
     write_state(db_dir, {"counters": {"delivered": 1}})
     os.chmod(os.path.join(db_dir, STATE_FILE), 0o666)
-    state = DeliveryState(db_dir)
+    state = SavedState(db_dir)
     state.count("delivered")
     state.write(state.encode({}))
     assert os.listdir(db_dir) == [STATE_FILE]  # no temporary file left beside it
@@ -136,7 +136,7 @@ def test_the_file_is_replaced_whole_and_readable_by_the_daemons_group_only(db_di
 
 
 def test_encode_is_stable_json(db_dir):
-    state = DeliveryState(db_dir)
+    state = SavedState(db_dir)
     first = state.encode({"b": {"x": 1}, "a": {"y": 2}})
     assert first == state.encode({"a": {"y": 2}, "b": {"x": 1}})
     assert json.loads(first) == {"counters": EMPTY["counters"], "keys": {"a": {"y": 2}, "b": {"x": 1}}}
@@ -145,7 +145,7 @@ def test_encode_is_stable_json(db_dir):
 def test_an_unreadable_file_at_start_up_is_logged_and_the_daemon_starts_afresh(db_dir, caplog):
     write_state(db_dir, b"{broken")
     with caplog.at_level("WARNING", logger="pdagent.state"):
-        state = DeliveryState(db_dir)
+        state = SavedState(db_dir)
     assert state.counters == EMPTY["counters"] and state.saved_keys == {}
     assert [record.getMessage().split(":")[0] for record in caplog.records] \
         == [f"ignoring unreadable {STATE_FILE}"]

@@ -24,7 +24,7 @@ import time
 
 from pdagent.config import ConfigError, load_locations
 from pdagent.escape import escape_controls, mask_key, utf8_stdout
-from pdagent.event import is_ascii_digits
+from pdagent.formats import is_ascii_digits
 from pdagent.spool.files import SpoolError, read_regular_file
 from pdagent.spool.names import QUEUE_FOLDERS, parse_file_name
 from pdagent.spool.queue import Spool

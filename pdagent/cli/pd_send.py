@@ -9,7 +9,7 @@ so no daemon-only setting can stop a user from queueing.
 import sys
 
 from pdagent.config import ConfigError, load_locations
-from pdagent.enqueue import default_source, queue_v2_event
+from pdagent.enqueue import queue_v2_event
 from pdagent.escape import utf8_stdout
 from pdagent.event import (
     ALERT_ACTIONS,
@@ -20,6 +20,7 @@ from pdagent.event import (
     check_timestamp,
     utc_timestamp,
 )
+from pdagent.hostname import default_source
 from pdagent.spool.files import SpoolError
 
 DESCRIPTION = "Queue up a trigger, acknowledge, resolve or change event to PagerDuty."

@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
-from pdagent.enqueue import default_source
 from pdagent.event import EventError, build_alert, utc_timestamp
+from pdagent.hostname import default_source
 from pdagent.integrations.common import queue_alert
 
 # Sensu 1.x's `action`; "flapping" and anything else it may send trigger.

@@ -18,12 +18,8 @@ value before it. Every field goes to custom_details.
 import argparse
 import sys
 
-from pdagent.event import (
-    EventError,
-    build_alert,
-    is_url,  # whole-string check: no white space, a host
-    utc_timestamp,
-)
+from pdagent.event import EventError, build_alert, utc_timestamp
+from pdagent.formats import is_url  # whole-string check: no white space, a host
 from pdagent.integrations.common import queue_alert, severity_of, warn
 
 ACTIONS = ("trigger", "acknowledge", "resolve")

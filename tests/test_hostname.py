@@ -18,7 +18,7 @@ import sys
 import pytest
 from helpers import ROUTING_KEY, as_user, command, wait_for
 
-from pdagent.enqueue import names_a_host
+from pdagent.hostname import names_a_host
 
 HOST_NAME = "box7"
 FQDN = "box7.example.org"

@@ -1,4 +1,4 @@
-"""pdagent/sender.py: what each answer of the Events API means, Retry-After, proxies and CAs,
+"""pdagent/events_api.py: what each answer of the Events API means, Retry-After, proxies and CAs,
 and one POST for real against the stand-in (and tinyproxy), never a mocked `requests`.
 
 The daemon acting on these outcomes end to end is test_daemon.py's and test_faults_matrix.py's;
@@ -10,17 +10,17 @@ import os
 
 import pytest
 from helpers import ProxyWanting407, Tinyproxy, closed_port, routing_key
-from pdagent.scheduler import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE
-from pdagent.sender import (
+
+from pdagent import __version__
+from pdagent.event import build_alert
+from pdagent.events_api import (
     EventsAPI,
     ca_bundle_for,
     classify_response,
     parse_retry_after,
     proxies_for,
 )
-
-from pdagent import __version__
-from pdagent.event import build_alert
+from pdagent.outcome import DELIVERED, FAILED, REJECTED, THROTTLED, UNREACHABLE
 
 KEY = routing_key(60)
 NOW = 1_800_000_000.0
