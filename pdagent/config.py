@@ -16,7 +16,7 @@ raises ConfigError with one line naming the file and the key; the commands
 print it and exit non-zero.
 
 The file is read by a small INI reader here rather than configparser, whose
-import alone costs pd-send several milliseconds of regex compiling. It reads
+import (regex compiling) pd-send's start-up cannot afford. It reads
 a file exactly as configparser.ConfigParser(interpolation=None, strict=False)
 does ('=' or ':' between key and value; whole-line '#' and ';' comments, no
 inline ones; keys lowercased; continuation lines by indentation, blank lines
@@ -36,6 +36,7 @@ import math
 import os
 
 from pdagent.formats import is_ip_address, is_url
+from pdagent.spool.tree import db_dir_of
 
 # Installed layout (the .deb / .rpm).
 SYSTEM_CONFIG_FILE = "/etc/pdagent.conf"
@@ -108,25 +109,21 @@ def _default_dirs():
     return dict(SYSTEM_DIRS)
 
 
-class MainConfig:
-    """The parsed [Main] section, one attribute per key."""
+class Locations:
+    """Where the spool, the log and the pid file are (data_dir, log_dir, pid_dir): all that
+    queueing and pd-queue read of the config, and every path derived from them."""
 
-    def __init__(self, path, values, repeated_keys=()):
+    def __init__(self, path, values):
         self.path = path
         self.__dict__.update(values)
-        self.repeated_keys = list(repeated_keys)  # one line each, for the daemon's log
 
-    def as_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("path", "repeated_keys")}
-
-    # Derived locations, in one place so every module agrees.
     @property
     def outqueue_dir(self):
         return os.path.join(self.data_dir, "outqueue")
 
     @property
     def db_dir(self):
-        return os.path.join(self.data_dir, "db")
+        return db_dir_of(self.outqueue_dir)
 
     @property
     def agent_id_file(self):
@@ -139,6 +136,17 @@ class MainConfig:
     @property
     def log_file(self):
         return os.path.join(self.log_dir, "pdagentd.log")
+
+
+class MainConfig(Locations):
+    """The parsed [Main] section, one attribute per key: the daemon's configuration."""
+
+    def __init__(self, path, values, repeated_keys=()):
+        super().__init__(path, values)
+        self.repeated_keys = list(repeated_keys)  # one line each, for the daemon's log
+
+    def as_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("path", "repeated_keys")}
 
 
 def read_ini(path, repeated=None):
@@ -220,7 +228,7 @@ def load_locations(path=None):
     and pid_dir; the daemon's keys are not looked at.
     """
     path = path or config_file_path()
-    return MainConfig(path, _take_locations(path, read_ini_section(path)))
+    return Locations(path, _take_locations(path, read_ini_section(path)))
 
 
 def load_main_config(path=None):

@@ -9,7 +9,7 @@ verified.
 
 Each endpoint's request is prepared once; an event sends a copy with its own
 body through `Session.send`, which skips the per-call merging of settings
-that `Session.post` does (a third of the client's CPU per event).
+that `Session.post` does (what it saves: bench/RESULTS.md).
 
 Every answer becomes an Outcome whose `kind` the delivery engine acts on:
     delivered    2xx                                  -> suc/

@@ -9,6 +9,7 @@ from array import array
 import pytest
 
 from pdagent.delivery.pending import Listed, sorted_events
+from pdagent.delivery.restart import restore, saved_keys
 from pdagent.delivery.schedule import (
     MAX_RETRY_AFTER_SECS,
     MIN_RETRY_AFTER_SECS,
@@ -259,9 +260,9 @@ def _backed_off_then_restarted(kind, retry_after, wall_at_restart, clock_at_rest
     add(before, "A", 1)
     run_due(before)
     before.finish("A", kind, left_queue=False, retry_after=retry_after, reason="why")
-    saved = before.saved_keys(WALL)
+    saved = saved_keys(before, WALL)
     restarted = schedule(Clock(clock_at_restart))  # a new boot: monotonic time starts anew
-    restarted.restore(saved, wall_at_restart)
+    restore(restarted, saved, wall_at_restart)
     add(restarted, "A", 1)
     return saved, restarted
 
@@ -296,8 +297,8 @@ def test_wall_time_never_enters_the_schedule():
     for _ in range(2):
         for key, _ in run_due(scheduler):
             scheduler.finish(key, DELIVERED if key == "paced" else UNREACHABLE, left_queue=key == "paced")
-    before = scheduler.saved_keys(WALL)["failing"]["backoff_until"]
-    stepped = scheduler.saved_keys(WALL - 3600)["failing"]["backoff_until"]
+    before = saved_keys(scheduler, WALL)["failing"]["backoff_until"]
+    stepped = saved_keys(scheduler, WALL - 3600)["failing"]["backoff_until"]
     assert before - stepped == 3600  # only what is shown moves with the wall clock
     clock.advance(5)
     assert run_due(scheduler) == [("failing", 1)]
@@ -313,7 +314,7 @@ def test_failure_counts_survive_a_restart():
     before.count_failure("A")
     before.finish("A", FAILED, left_queue=False)
     restarted = schedule(Clock(), retry_limit=5)
-    restarted.restore(before.saved_keys(WALL), WALL)
+    restore(restarted, saved_keys(before, WALL), WALL)
     add(restarted, "A", 1)
     run_due(restarted)
     assert restarted.count_failure("A") == 2
@@ -327,7 +328,7 @@ def test_only_keys_in_trouble_are_saved():
     for routing_key, _ in run_due(scheduler):
         scheduler.finish(routing_key, REJECTED if routing_key != "K7" else UNREACHABLE,
                          left_queue=routing_key != "K7")
-    assert list(scheduler.saved_keys(WALL)) == ["K7"]
+    assert list(saved_keys(scheduler, WALL)) == ["K7"]
     scheduler.forget_idle_keys()
     assert list(scheduler.keys) == ["K7"]
 

@@ -111,7 +111,7 @@ class _Args:
 def fast_parse(argv):
     """Parse a plain, well-formed command line without importing argparse, or return None.
 
-    argparse costs pd-send about 7 ms of imports per call; anything unusual
+    argparse's imports are most of what pd-send's start-up could lose; anything unusual
     (help, an error, an abbreviation, -kKEY, a value starting with '-')
     returns None so argparse handles it. Whatever this returns, argparse
     returns too (tests/test_differential.py).
@@ -174,7 +174,7 @@ def _event_from_file(args):
     except OSError as error:
         raise EventError(f"cannot read {args.event_file}: {error.strerror or error}") from None
     text = data.decode("utf-8", "surrogateescape")  # bytes that are not UTF-8: see queue_v2_event
-    import json  # only here: its import costs the usual path milliseconds
+    import json  # only here: the usual path does not import json (start-up)
     try:
         body = json.loads(text)
     except (ValueError, RecursionError) as error:

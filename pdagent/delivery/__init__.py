@@ -25,5 +25,6 @@ One module per part, each with one reason to change:
                      hand the outcome on
     commit.py        acting on an outcome's file: moves under the queue lock,
                      the fsync batches
-    housekeeping.py  state.json saved and restored; suc/, err/, tmp/ cleaned
+    housekeeping.py  state.json saved and restored (restart.py: what of the
+                     schedule it keeps); suc/, err/, tmp/ cleaned
 """

@@ -4,6 +4,7 @@ schedule keeps across restarts), and suc/, err/ and tmp/ cleaned of old files.""
 import logging
 import threading
 
+from pdagent.delivery.restart import restore, saved_keys
 from pdagent.spool.files import SpoolError
 
 log = logging.getLogger("pdagent.delivery")
@@ -26,14 +27,14 @@ class Housekeeper:
 
     def restore(self):
         with self.guarded.lock:
-            self.guarded.scheduler.restore(self.saved.saved_keys, self.wall_clock())
+            restore(self.guarded.scheduler, self.saved.saved_keys, self.wall_clock())
             self.guarded.scheduler.saved_changed = True  # what was not taken back leaves state.json
 
     def save(self):
         """Write state.json: encoded under the lock, written (and fsynced) outside it."""
         guarded = self.guarded
         with guarded.lock:
-            data = self.saved.encode(guarded.scheduler.saved_keys(self.wall_clock()))
+            data = self.saved.encode(saved_keys(guarded.scheduler, self.wall_clock()))
             guarded.scheduler.saved_changed = False
         try:
             self.saved.write(data)

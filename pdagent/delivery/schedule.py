@@ -28,7 +28,7 @@ Invariants:
   back-offs are saved for state.json or restored from it.
 - Back-off from failures lives in memory only: a restart tries every key at
   once. The one deadline that survives a restart is the API's own (429 with
-  Retry-After), which `saved_keys` reports and `restore` takes back.
+  Retry-After), which restart.py saves and takes back.
 - Pacing: at most `max_per_minute` POSTs per key in any 60 s (PagerDuty's
   window), so bursts wait here instead of bouncing with 429. An attempt
   that sent nothing (the entry was gone, or no event) does not count.
@@ -97,11 +97,12 @@ class Scheduler:
         self._ready = _Turns()
         self._waiting = []       # heap of (deadline, routing key), one per WAITING key
         self._listing = None     # while a listing of pdq/ is taken: what changed meanwhile
-        self.saved_changed = False  # what saved_keys reports has changed since it was last saved
+        self.saved_changed = False  # what restart.saved_keys reports changed since it was saved
 
     # -- what is pending -------------------------------------------------------
 
-    def _record(self, routing_key):
+    def record(self, routing_key):
+        """The key's record, made if it has none."""
         record = self.keys.get(routing_key)
         if record is None:
             record = self.keys[routing_key] = _Key(routing_key, self.max_per_minute)
@@ -114,7 +115,7 @@ class Scheduler:
         An arrival whose ctime is before the last event the key has pending came
         after it all the same (the clock stepped back): it goes last.
         """
-        record = self._record(routing_key)
+        record = self.record(routing_key)
         if stamp == record.in_flight_stamp():
             return  # the one out already, seen again by a listing or a late notification
         if record.placed and stamp in record.placed:
@@ -163,7 +164,7 @@ class Scheduler:
                 self.keys[routing_key].placed = None
         for routing_key in list(found):
             listed = found.pop(routing_key)
-            record = self._record(routing_key)
+            record = self.record(routing_key)
             if record.placed:
                 record.placed = keep_placed(record.placed, listed)
             pending = PendingEvents(sorted_events(listed))
@@ -171,7 +172,7 @@ class Scheduler:
                 pending.remove(stamp)
             record.pending = pending
         for routing_key, event in added:
-            self._record(routing_key).pending.add(*event)
+            self.record(routing_key).pending.add(*event)
         for record in list(self.keys.values()):
             self._place(record)
             self._forget_if_done(record)
@@ -312,46 +313,6 @@ class Scheduler:
         """Drop every key `_forget_if_done` would (run now and then: keys come and go for days)."""
         for record in list(self.keys.values()):
             self._forget_if_done(record)
-
-    # -- across restarts ---------------------------------------------------------
-
-    def saved_keys(self, wall_now):
-        """What state.json keeps of the keys: those backed off or with failures counted.
-
-        `backoff_until` is wall time (for pd-queue status and the next start);
-        only a `throttled` one is honoured after a restart.
-        """
-        now = self.clock()
-        saved = {}
-        for record in self.keys.values():
-            backed_off = record.backoff_until > now
-            if backed_off or record.failures:
-                saved[record.routing_key] = {
-                    "backoff_until": round(wall_now + record.backoff_until - now, 3) if backed_off else 0,
-                    "backoffs": record.backoffs, "failures": record.failures,
-                    "reason": record.reason, "throttled": backed_off and record.throttled}
-        return saved
-
-    def restore(self, saved, wall_now):
-        """Take back what `saved_keys` reported before a restart: failure counts, and the
-        API's throttling deadlines (others are dropped: a restart means try now)."""
-        for routing_key, entry in saved.items():
-            failures = entry.get("failures")
-            until = entry.get("backoff_until")
-            throttled = (entry.get("throttled") is True and isinstance(until, (int, float))
-                         and until > wall_now)
-            counted = isinstance(failures, int) and not isinstance(failures, bool) and failures > 0
-            if not (throttled or counted):
-                continue
-            record = self._record(routing_key)
-            record.failures = failures if counted else 0
-            self.saved_changed = True
-            if throttled:
-                # A wall clock stepped back since would lengthen the wait: never past the cap.
-                record.backoff_until = self.clock() + min(until - wall_now, MAX_RETRY_AFTER_SECS)
-                record.throttled = True
-                record.backoffs = 1
-                record.reason = str(entry.get("reason", ""))
 
 
 class _Turns:
