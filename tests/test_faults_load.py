@@ -80,12 +80,15 @@ def _load(agent, standin, per_worker):
         assert posts[dedup_key] == (2 if dedup_key in refused else 1), (dedup_key, posts[dedup_key])
     assert retries["moved"] == len(refused)
 
-    # Per key, events arrive in queue (file name) order, the operator's retries aside.
-    name_of = {agent.read("suc", name)["event"]["dedup_key"]: name for name in agent.names("suc")}
+    # Per key, each writer's events arrive in the order it queued them, the operator's retries
+    # aside (writers running at once queue in whichever order their files came into pdq/).
     for key in KEYS:
-        arrived = [name_of[body["dedup_key"]] for body in standin.bodies(key)
-                   if body["dedup_key"] not in refused]
-        assert arrived == sorted(arrived), f"key {key} out of order"
+        arrived = collections.defaultdict(list)
+        for body in standin.bodies(key):
+            if body["dedup_key"] not in refused:
+                _, worker, sequence = body["dedup_key"].split("-")
+                arrived[worker].append(int(sequence))
+        assert all(sequences == sorted(sequences) for sequences in arrived.values()), f"key {key} out of order"
     helpers.report("load", pd_send_processes=WORKERS, events=total, refused_then_retried=len(refused),
               retry_runs=retries["runs"], lost=0, sent_twice_unasked=0,
               seconds=round(time.time() - started, 1))

@@ -61,7 +61,7 @@ def test_no_name_another_user_chooses_reorders_a_key_or_hides_its_age(agent, sta
     early = f"1000000000000000_{VICTIM}.txt"  # a name claiming 2001, planted after the trigger
     helpers.plant(agent, early, helpers.forged_entry(VICTIM, "planted-early").encode())
     send_as_victim(agent, "incident", action="resolve")
-    code, line = check(agent)
+    code, line = check(agent, "--error-warning", "0")  # files of the storm may have gone to err/
     assert code == 0 and "3 pending" in line, line  # no false alarm from a name claiming 2001
 
     time.sleep(3)

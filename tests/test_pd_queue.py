@@ -267,7 +267,7 @@ def test_discard_as_root_acts_as_the_spool_owner(home):
 @pytest.mark.parametrize("command, done", [("retry", "set up for retry"), ("discard", "discarded")])
 def test_retry_and_discard_wait_for_the_lock_and_a_killed_holder_leaves_none_behind(home, command, done):
     put(home, "err", T0 * 10**6, "key1", trigger("key1", "a", "x"))
-    holder_code = ("import sys, time\nfrom pdagent.spool import Spool\n"
+    holder_code = ("import sys, time\nfrom pdagent.spool.queue import Spool\n"
                    "lock = Spool(sys.argv[1], sys.argv[2]).lock()\nlock.__enter__()\n"
                    "print('locked', flush=True)\ntime.sleep(60)\n")
     pd_queue = installed_command("pd-queue")
