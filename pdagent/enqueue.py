@@ -22,6 +22,11 @@ from pdagent.spool import Spool, read_agent_id, read_small_file
 # waits on a DNS lookup to fill payload.source.
 SOURCE_HOST_FILE = "fqdn.txt"
 
+# PagerDuty answers 400 to a routing key of another length. Such an event is
+# still queued, as the original agent did (a test key, a key PagerDuty may one
+# day lengthen), but the caller hears of it at once rather than from err/.
+INTEGRATION_KEY_LENGTH = 32
+
 
 # Names that say nothing of which host an alert is from (as the first label:
 # localhost.localdomain, localhost6.localdomain6, ...).
@@ -64,6 +69,9 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     problems = validate(endpoint, body)
     if problems:
         raise EventError(problems[0])
+    if warn and len(body["routing_key"]) != INTEGRATION_KEY_LENGTH:
+        warn(f"the routing key is {len(body['routing_key'])} characters long; PagerDuty's integration "
+             f"keys are {INTEGRATION_KEY_LENGTH}, and it refuses others (queued anyway)")
     entry = make_entry(endpoint, body, read_agent_id(locations.agent_id_file), queued_by)
     try:
         data = dumps(entry).encode("ascii")

@@ -15,7 +15,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import ROUTING_KEY, Agent, command, wait_for
+from conftest import ROUTING_KEY, Agent, assert_usage_error, command, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
@@ -45,9 +45,7 @@ def only_event(home, result):
 
 
 def assert_refused(home, result, reason, prog):
-    assert result.returncode == 2
-    assert result.stderr.startswith("usage: ")
-    assert f"{prog}: error: " in result.stderr and reason in result.stderr, result.stderr
+    assert_usage_error(result, prog, reason)
     assert queued(home) == []
 
 

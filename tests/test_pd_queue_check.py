@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from conftest import as_user, command, routing_key, wait_for
+from conftest import as_user, assert_usage_error, command, routing_key, wait_for
 from faultlib import alert_body, kill_daemon, send, start_daemon, stop_daemon
 
 from pdagent.enqueue import make_entry
@@ -190,9 +190,8 @@ def test_a_user_outside_the_daemons_group_is_told_how_to_get_access(agent, stand
 @pytest.mark.parametrize("args", [["--warning-age", "soon"], ["--critical-age", "-1"], ["--bogus"]])
 def test_a_wrong_command_line_is_unknown(offline_agent, args):
     result = offline_agent.queue("check", *args)
-    assert (result.returncode, result.stdout) == (3, "")
-    lines = result.stderr.splitlines()
-    assert lines[0].startswith("usage: pd-queue check ") and lines[-1].startswith("pd-queue check: error: ")
+    line = assert_usage_error(result, "pd-queue", "", status=3)
+    assert line.startswith("pd-queue check: error: ")
 
 
 def test_a_config_it_cannot_read_is_unknown(offline_agent):

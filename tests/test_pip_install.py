@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from bench_pd_send import pip_install
 
+from pdagent import __version__
+
 COMMANDS = ["pd-send", "pd-queue", "pdagentd", "pd-nagios", "pd-zabbix", "pd-sensu"]
 # Modules pd-send's usual path must not import: each costs it milliseconds (see pd_send.py, config.py).
 HEAVY_MODULES = {"re", "json", "argparse", "configparser", "ipaddress", "urllib", "unicodedata", "email",
@@ -48,6 +50,9 @@ def test_every_command_is_installed_and_answers_help(pip_bin_dir):
                                 timeout=30, check=False)
         assert result.returncode == 0, (name, result.stderr)
         assert result.stdout.startswith(f"usage: {name} "), (name, result.stdout)
+        version = subprocess.run([os.path.join(pip_bin_dir, name), "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False)
+        assert (version.returncode, version.stdout, version.stderr) == (0, f"{name} {__version__}\n", ""), name
 
 
 def test_installed_commands_queue_deliver_and_report(pip_bin_dir, agent, standin):

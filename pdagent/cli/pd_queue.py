@@ -22,6 +22,7 @@ import os
 import sys
 import time
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.config import ConfigError, load_locations
 from pdagent.escape import escape_controls, utf8_stdout
 from pdagent.event import is_ascii_digits
@@ -44,17 +45,6 @@ DEFAULT_CRITICAL_AGE_SECS = 900
 DEFAULT_ERROR_WARNING = 1
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the exit status of a usage error set per sub-command (a check
-    plugin's is UNKNOWN, not 2, which monitoring reads as CRITICAL)."""
-
-    usage_error_status = 2
-
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(self.usage_error_status, f"{self.prog}: error: {message}\n")
-
-
 def _count(text):
     """A whole number >= 0, for argparse."""
     value = int(text)
@@ -75,7 +65,7 @@ def _add_key_or_all(parser, verb):
 
 
 def build_parser():
-    parser = _Parser(prog="pd-queue", description="Access local queue of PagerDuty Agent.")
+    parser = ArgumentParser(prog="pd-queue", description="Access local queue of PagerDuty Agent.")
     commands = parser.add_subparsers(dest="command", title="sub-commands",
                                      metavar="{status,retry,discard,list,check,metrics}")
     commands.required = True

@@ -1,7 +1,7 @@
 """What the integration commands share: queueing an alert and reporting like pd-send.
 
-Errors go out as argparse does it (usage line, then `<prog>: error: <reason>`,
-exit status 2) and success as `Event processed. Incident Key: <key>`, so a
+Errors go out as pd-send's do (`<prog>: error: <reason>` and where help is,
+exit status 2; pdagent/cli/parser.py) and success as `Event processed. Incident Key: <key>`, so a
 monitor's notification log reads the same whichever command it ran.
 """
 

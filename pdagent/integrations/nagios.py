@@ -8,9 +8,9 @@ severity are made from a few of them, which must therefore be given and not
 be empty. conf/nagios/pagerduty_nagios.cfg shows the commands to define.
 """
 
-import argparse
 import sys
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.cli.pd_send import (
     parse_field as key_value,  # pd-send's -f KEY=VALUE parser
 )
@@ -47,7 +47,7 @@ SUMMARY_MACROS = {
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pd-nagios",
         description="Queue a Nagios notification as a PagerDuty (Events API v2) alert.")
     parser.add_argument("-k", "--service-key", "--routing-key", dest="routing_key", required=True,
