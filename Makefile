@@ -21,11 +21,26 @@ why_patchelf := points the copied Pythons at their own libpython (scripts/python
 
 .PHONY: demo try test test-system test-matrix lint bench deb rpm system-tools system-test-tools matrix-tools clean
 
-$(VENV)/.installed: setup.py requirements-test.txt
+# The checkout's commands, each bin/'s launcher (bin/_launch) under its name.
+COMMANDS := $(filter-out _launch,$(notdir $(wildcard bin/*)))
+# The local users make demo, make try and the tests create (scripts/harness.py); make clean
+# removes them (as root).
+TEST_USERS := pdagent-test pdagent-test-other
+
+# pdagent runs from this checkout through a plain path entry (a .pth file) and bin/'s
+# launcher: edits take effect without a reinstall, and nothing but the path entry is added
+# to pd-send's start-up (it is benchmarked; an editable install's import hook would cost it).
+# `pip install .` brings the dependencies setup.py names; its copy of pdagent is then removed.
+$(VENV)/.installed: setup.py requirements-test.txt bin/_launch
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# compat mode: a plain path entry, no import hook (pd-send's start-up is benchmarked)
-	$(PY) -m pip install --quiet -e . --config-settings editable_mode=compat -r requirements-test.txt
+	$(PY) -m pip install --quiet . -r requirements-test.txt
+	$(PY) -m pip uninstall --quiet --yes pdagent
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pdagent-checkout.pth"
+	for command in $(COMMANDS); do \
+		sed '1s|.*|#!$(CURDIR)/$(PY)|' bin/_launch > $(VENV)/bin/$$command && chmod 0755 $(VENV)/bin/$$command; \
+	done
+	rm -rf build pdagent.egg-info
 	touch $@
 
 venv: $(VENV)/.installed
@@ -91,3 +106,6 @@ rpm: system-tools
 
 clean:
 	rm -rf $(VENV) .matrix dist build tmp *.egg-info .pytest_cache .ruff_cache
+	@if [ "$$(id -u)" = 0 ]; then for user in $(TEST_USERS); do \
+		if getent passwd $$user >/dev/null; then userdel $$user && echo "removed the test user $$user"; fi; \
+	done; fi

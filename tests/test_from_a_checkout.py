@@ -10,6 +10,7 @@ import sys
 import demo  # scripts/demo.py: conftest puts scripts/ on the path
 import pytest
 from conftest import ROOT, command
+from harness import OTHER_USER, TEST_USER
 
 DEMO = [sys.executable, os.path.join(ROOT, "scripts", "demo.py")]
 
@@ -41,6 +42,30 @@ def test_make_try_runs_the_shell():
     dry_run = subprocess.run(["make", "--no-print-directory", "-n", "try"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60, check=True, env=env)
     assert dry_run.stdout.rstrip().splitlines()[-1] == ".venv/bin/python scripts/demo.py --shell"
+
+
+def test_make_try_shows_its_prompt_after_a_bashrc_that_sets_its_own(tmp_path):
+    (tmp_path / ".bashrc").write_text("PS1='plain-root# '\nFROM_BASHRC=read\n")
+    env = dict(os.environ, HOME=str(tmp_path), SHELL="/bin/bash")
+    # script(1) gives bash a terminal, so it is interactive and reads its rc files, as when typed.
+    tried = subprocess.run(["script", "-qec", shlex.join(DEMO + ["--shell"]), "/dev/null"],
+                           input='echo "bashrc was $FROM_BASHRC"\nexit\n', capture_output=True, text=True,
+                           timeout=120, check=True, env=env)
+    assert "(pdagent try) $ " in tried.stdout and "plain-root# " not in tried.stdout, tried.stdout
+    assert "bashrc was read" in tried.stdout
+
+
+def test_make_clean_removes_the_test_users(fake_system, tmp_path):
+    (tmp_path / "empty").mkdir()
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "bin" / "uid").write_text("0\n")  # the fake `id -u` says root
+    (tmp_path / "bin" / "getent").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "userdel").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/userdel.calls\n')
+    for name in ("getent", "userdel"):
+        (tmp_path / "bin" / name).chmod(0o755)
+    result = subprocess.run(["make", "-s", "-f", os.path.join(ROOT, "Makefile"), "clean"], cwd=tmp_path / "empty",
+                            env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert (tmp_path / "userdel.calls").read_text().split() == [TEST_USER, OTHER_USER], result.stdout
 
 
 def test_pdagentd_as_root_says_so_once(offline_agent):
