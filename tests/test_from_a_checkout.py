@@ -107,14 +107,14 @@ def test_make_test_says_which_system_tools_it_installs_and_why(fake_system):
     heading, *tools = output.splitlines()
     assert heading == "installing system tools with apt-get (and the packages they depend on):"
     reasons = dict(TOOL_LINE.fullmatch(line).groups() for line in tools)
-    assert list(reasons) == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime"]
+    assert list(reasons) == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin"]
     assert all("tests/" in reason for reason in reasons.values()), reasons  # which tests need it
-    assert calls == ["update -qq", "install -y -qq tinyproxy lintian rpm shellcheck faketime"]
+    assert calls == ["update -qq", "install -y -qq tinyproxy lintian rpm shellcheck faketime icinga2-bin"]
 
 
 def test_make_test_as_a_user_says_what_will_be_skipped(fake_system):
     output, calls = fake_system(1000)
     heading, *tools = output.splitlines()
     assert heading.startswith("not root: cannot install these system tools")
-    assert [TOOL_LINE.fullmatch(line).group(1) for line in tools] == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime"]
+    assert [TOOL_LINE.fullmatch(line).group(1) for line in tools] == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin"]
     assert calls == []
