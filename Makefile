@@ -76,9 +76,10 @@ test: venv system-tools lint
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
-# The .deb under a real systemd in Debian 11/12/13 trees (tests/test_system_systemd.py; root, network).
+# The .deb, and the README's install without a package, under a real systemd in Debian 11/12/13
+# trees (tests/test_system_systemd.py, test_system_pip_install.py; root, network).
 test-system: venv system-tools system-test-tools
-	PDAGENT_SYSTEMD_TESTS=1 $(PY) -m pytest -s --durations=0 tests/test_system_systemd.py; status=$$?; \
+	PDAGENT_SYSTEMD_TESTS=1 $(PY) -m pytest -s --durations=0 tests/test_system_systemd.py tests/test_system_pip_install.py; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
 # The fast tests on every pyenv Python 3.6..3.13, each with a distribution's library versions

@@ -63,7 +63,9 @@ def pip_install(directory):
     os.makedirs(source)
     for name in ("setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source)
-    for name in ("pdagent", "bin"):  # a copy: the build writes build/ and *.egg-info beside setup.py
+    # a copy: the build writes build/ and *.egg-info beside setup.py; conf/ and packaging/ hold
+    # setup.py's data_files
+    for name in ("pdagent", "bin", "conf", "packaging"):
         shutil.copytree(os.path.join(ROOT, name), os.path.join(source, name), symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
