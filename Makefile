@@ -6,12 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # System tools the suite drives, and what needs each (said when make installs them).
-APT_TOOLS := tinyproxy lintian rpm shellcheck faketime
+APT_TOOLS := tinyproxy lintian rpm shellcheck faketime icinga2-bin
 why_tinyproxy := a real HTTP proxy for the proxy tests (tests/test_faults_matrix.py, test_daemon.py)
 why_lintian := checks the .deb as Debian would (tests/test_packaging.py)
 why_rpm := rpmbuild and rpm, to build and inspect the .rpm (tests/test_packaging.py, make rpm)
 why_faketime := libfaketime, to step the daemon's and pd-send's clock (tests/test_daemon_operations.py)
 why_shellcheck := checks the package's shell scripts (tests/test_packaging.py)
+why_icinga2-bin := loads the Icinga 2 example config and runs its functions (tests/test_integrations.py)
 # ... and the systemd system tests'.
 SYSTEM_TEST_TOOLS := debootstrap
 why_debootstrap := builds the Debian trees systemd boots in (tests/test_system_systemd.py)
@@ -21,11 +22,26 @@ why_patchelf := points the copied Pythons at their own libpython (scripts/python
 
 .PHONY: demo try test test-system test-matrix lint bench deb rpm system-tools system-test-tools matrix-tools clean
 
-$(VENV)/.installed: setup.py requirements-test.txt
+# The checkout's commands, each bin/'s launcher (bin/_launch) under its name.
+COMMANDS := $(filter-out _launch,$(notdir $(wildcard bin/*)))
+# The local users make demo, make try and the tests create (scripts/harness.py); make clean
+# removes them (as root).
+TEST_USERS := pdagent-test pdagent-test-other
+
+# pdagent runs from this checkout through a plain path entry (a .pth file) and bin/'s
+# launcher: edits take effect without a reinstall, and nothing but the path entry is added
+# to pd-send's start-up (it is benchmarked; an editable install's import hook would cost it).
+# `pip install .` brings the dependencies setup.py names; its copy of pdagent is then removed.
+$(VENV)/.installed: setup.py requirements-test.txt bin/_launch
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# compat mode: a plain path entry, no import hook (pd-send's start-up is benchmarked)
-	$(PY) -m pip install --quiet -e . --config-settings editable_mode=compat -r requirements-test.txt
+	$(PY) -m pip install --quiet . -r requirements-test.txt
+	$(PY) -m pip uninstall --quiet --yes pdagent
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pdagent-checkout.pth"
+	for command in $(COMMANDS); do \
+		sed '1s|.*|#!$(CURDIR)/$(PY)|' bin/_launch > $(VENV)/bin/$$command && chmod 0755 $(VENV)/bin/$$command; \
+	done
+	rm -rf build pdagent.egg-info
 	touch $@
 
 venv: $(VENV)/.installed
@@ -60,9 +76,10 @@ test: venv system-tools lint
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
-# The .deb under a real systemd in Debian 11/12/13 trees (tests/test_system_systemd.py; root, network).
+# The .deb, and the README's install without a package, under a real systemd in Debian 11/12/13
+# trees (tests/test_system_systemd.py, test_system_pip_install.py; root, network).
 test-system: venv system-tools system-test-tools
-	PDAGENT_SYSTEMD_TESTS=1 $(PY) -m pytest -s --durations=0 tests/test_system_systemd.py; status=$$?; \
+	PDAGENT_SYSTEMD_TESTS=1 $(PY) -m pytest -s --durations=0 tests/test_system_systemd.py tests/test_system_pip_install.py; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
 # The fast tests on every pyenv Python 3.6..3.13, each with a distribution's library versions
@@ -91,3 +108,6 @@ rpm: system-tools
 
 clean:
 	rm -rf $(VENV) .matrix dist build tmp *.egg-info .pytest_cache .ruff_cache
+	@if [ "$$(id -u)" = 0 ]; then for user in $(TEST_USERS); do \
+		if getent passwd $$user >/dev/null; then userdel $$user && echo "removed the test user $$user"; fi; \
+	done; fi

@@ -28,6 +28,10 @@ setup(
     # pd-send about 10 ms, most of its start-up budget (1.5x `python -c pass`).
     scripts=sorted(str(path.relative_to(HERE)) for path in (HERE / "bin").iterdir()
                    if not path.name.startswith("_")),
+    # Under the install's prefix (a venv's, or /usr/local): what an install without a
+    # package copies into place (README.md, "Install without a package").
+    data_files=[("share/pdagent", ["conf/pdagent.conf"]),
+                ("share/pdagent/scripts", ["packaging/pdagent.service", "packaging/pdagent.init"])],
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",

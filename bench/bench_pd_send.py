@@ -5,7 +5,8 @@
 pd-send is timed as each way of installing it runs it, against `python -c pass`
 in the same run, interleaved, so machine noise hits all alike:
 - the checkout launcher: `python bin/pd-send`;
-- the command of this interpreter's environment (`make venv`: pip's editable install), if any;
+- the command of this interpreter's environment (`make venv`: bin/'s launcher, pdagent by a
+  path entry to the checkout), if any;
 - `pip install .` into a new venv: the checkout's wheel is built here (offline:
   --no-deps --no-build-isolation, which needs `wheel` or setuptools >= 70.1
   beside this interpreter) and installed into a venv without system
@@ -62,7 +63,9 @@ def pip_install(directory):
     os.makedirs(source)
     for name in ("setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source)
-    for name in ("pdagent", "bin"):  # a copy: the build writes build/ and *.egg-info beside setup.py
+    # a copy: the build writes build/ and *.egg-info beside setup.py; conf/ and packaging/ hold
+    # setup.py's data_files
+    for name in ("pdagent", "bin", "conf", "packaging"):
         shutil.copytree(os.path.join(ROOT, name), os.path.join(source, name), symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",

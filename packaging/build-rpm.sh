@@ -53,12 +53,12 @@ mkdir -p "$WORK/SOURCES" "$WORK/BUILD" "$WORK/RPMS" "$WORK/SRPMS" "$WORK/SPECS" 
 
 # The source tarball: what stage.sh needs, nothing else.
 SRC=$WORK/tree/pdagent-$VERSION
-mkdir -p "$SRC/packaging" "$SRC/conf"
+mkdir -p "$SRC/packaging"
 (cd "$ROOT" && find pdagent -name __pycache__ -prune -o -type f -name '*.py' -print) |
 while IFS= read -r file; do
     install -D -m 0644 "$ROOT/$file" "$SRC/$file"
 done
-cp "$ROOT/conf/pdagent.conf" "$SRC/conf/"
+cp -R "$ROOT/conf" "$SRC/"
 cp -R "$ROOT/man" "$SRC/"
 cp "$ROOT/packaging/stage.sh" "$ROOT/packaging/pdagent.service" "$ROOT/packaging/pdagent.init" \
     "$ROOT/packaging/copyright" "$SRC/packaging/"

@@ -33,6 +33,9 @@ pd-nagios pdagent.integrations.nagios /usr/bin/pd-nagios
 pd-zabbix pdagent.integrations.zabbix /usr/bin/pd-zabbix
 pd-sensu pdagent.integrations.sensu /usr/bin/pd-sensu"
 MAN_DIR=/usr/share/man/man1
+# The monitoring tools' example configs, where the man pages and the README point.
+EXAMPLES_DIR=/usr/share/doc/pdagent/examples
+EXAMPLES="nagios/pagerduty_nagios.cfg icinga2/pagerduty_icinga2.conf sensu/pagerduty_handler.json zabbix/README.md"
 
 # /var/lib/pdagent is the package's, empty: the package scripts make what is in it.
 install -d -m 0755 "$DESTDIR/usr/bin" "$DESTDIR/etc" "$DESTDIR$PYTHON_DIR" \
@@ -80,3 +83,8 @@ install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR$UNIT_DIR/pdagent.serv
 # write them through a link the pdagent account put at scripts/.
 install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR/usr/share/pdagent/scripts/pdagent.service"
 install -m 0755 "$SRC/packaging/pdagent.init" "$DESTDIR/usr/share/pdagent/scripts/pdagent.init"
+
+for example in $EXAMPLES; do
+    install -D -m 0644 "$SRC/conf/$example" "$DESTDIR$EXAMPLES_DIR/$example"
+done
+find "$DESTDIR$EXAMPLES_DIR" -type d -exec chmod 0755 {} +

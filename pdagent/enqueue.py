@@ -17,6 +17,11 @@ from pdagent.jsonwrite import dumps
 from pdagent.spool.files import read_agent_id
 from pdagent.spool.writer import SpoolWriter
 
+# PagerDuty answers 400 to a routing key of another length. Such an event is
+# still queued, as the original agent queues it (a test key, a key PagerDuty may
+# one day lengthen), but the caller hears of it at once rather than from err/.
+INTEGRATION_KEY_LENGTH = 32
+
 
 def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     """Validate `body` and spool it under `locations` (config.load_locations());
@@ -48,6 +53,9 @@ def encode_v2_entry(endpoint, body, agent_id, queued_by, warn=None):
     problems = validate(endpoint, body)
     if problems:
         raise EventError(problems[0])
+    if warn and len(body["routing_key"]) != INTEGRATION_KEY_LENGTH:
+        warn(f"the routing key is {len(body['routing_key'])} characters long; PagerDuty's integration "
+             f"keys are {INTEGRATION_KEY_LENGTH}, and it refuses others (queued anyway)")
     entry = make_entry(endpoint, body, agent_id, queued_by)
     try:
         data = dumps(entry).encode("ascii")

@@ -35,6 +35,7 @@ from harness import (
 )
 
 KEY_VARIABLE = "PD_SERVICE_KEY"  # the README's examples use it
+TRY_PROMPT = "(pdagent try) $ "
 COMMANDS = [
     ["-t", "trigger", "-d", "Disk /var is 95% full on db1", "-i", "db1/disk-var",
      "--severity", "critical", "--source", "db1.example.com", "-f", "mount=/var", "-f", "used=95%"],
@@ -95,8 +96,20 @@ def demo(standin, agent):
           "seen by the Events API stand-in.")
 
 
+def shell_command(shell, prompt, directory):
+    """argv of `shell` showing `prompt`. bash reads ~/.bashrc after taking PS1 from the
+    environment, and a .bashrc that sets PS1 (root's does) would hide the prompt: bash gets an
+    rc file of its own, in `directory`, that reads ~/.bashrc and then sets the prompt."""
+    if os.path.basename(shell) != "bash":
+        return [shell]
+    rc_file = os.path.join(directory, "try.bashrc")
+    with open(rc_file, "w") as rc:
+        rc.write(f'[ -f ~/.bashrc ] && . ~/.bashrc\nPS1={shlex.quote(prompt)}\n')
+    return [shell, "--rcfile", rc_file]
+
+
 def try_shell(standin, agent):
-    env = agent.env(**{KEY_VARIABLE: ROUTING_KEY, "PS1": "(pdagent try) $ ",
+    env = agent.env(**{KEY_VARIABLE: ROUTING_KEY, "PS1": TRY_PROMPT,
                        "PATH": os.pathsep.join([BIN_DIR, os.path.join(ROOT, "bin"), os.environ.get("PATH", "")])})
     print(f"\nIn this shell pd-send and pd-queue use that spool (PDAGENT_CONFIG={agent.config_path}),\n"
           f"and ${KEY_VARIABLE} is a key the stand-in takes. Try:\n"
@@ -106,7 +119,7 @@ def try_shell(standin, agent):
           "Leave the shell (exit) to see what was delivered and stop everything.\n", flush=True)
     ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the shell's commands
     try:
-        subprocess.run([os.environ.get("SHELL") or "/bin/sh"], env=env, check=False,
+        subprocess.run(shell_command(os.environ.get("SHELL") or "/bin/sh", TRY_PROMPT, agent.base), env=env, check=False,
                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     finally:
         signal.signal(signal.SIGINT, ignored)

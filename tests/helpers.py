@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 
@@ -25,6 +26,7 @@ from harness import (  # noqa: F401  (re-exported for the test modules)
     OTHER_USER,
     ROOT,
     ROUTING_KEY,
+    TEST_USER,
     Agent,
     StandIn,
     Tinyproxy,
@@ -178,6 +180,18 @@ def read_text(path):
 
 
 # -- events --------------------------------------------------------------------------
+
+def write_saved_state(agent, delivered, saved_secs_ago):
+    """db/state.json with these counters, as if the daemon saved it `saved_secs_ago` seconds ago;
+    returns its path."""
+    path = os.path.join(agent.data_dir, "db", "state.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as state:
+        json.dump({"counters": {"delivered": delivered, "failed": 0, "started_on": None}, "keys": {}}, state)
+    saved = time.time() - saved_secs_ago
+    os.utime(path, (saved, saved))
+    return path
+
 
 def alert_body(key, seq, tag="fault", action="trigger", dedup_key=None):
     """A trigger (or ack/resolve) whose dedup key and custom details identify it."""

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import ROUTING_KEY, command
+from helpers import ROUTING_KEY, assert_usage_error, command
 
 from pdagent import config
 from pdagent.config import (
@@ -374,12 +374,6 @@ def test_commands_report_config_errors_in_one_line(tmp_path, program, text, key)
     args = ["-k", "K", "-t", "trigger", "-d", "x"] if program == "pd-send" else ["status"]
     result = subprocess.run(command(program) + args, check=False, capture_output=True, text=True,
                             timeout=30, env=dict(os.environ, PDAGENT_CONFIG=path))
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    errors = [line for line in result.stderr.splitlines() if line.startswith(f"{program}: error: ")]
-    assert len(errors) == 1, result.stderr
-    assert result.stderr.rstrip("\n").endswith(errors[0])
-    assert path in errors[0]
+    error = assert_usage_error(result, program, path)
     if key:
-        assert key in errors[0]
+        assert key in error

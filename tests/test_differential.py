@@ -67,7 +67,7 @@ LONG_FLAGS = [flag for flag in FLAGS if flag.startswith("--")]
 CHOICES = [choice for _, spec in OPTIONS for choice in spec.get("choices", ())]
 VALUES = (TEXT | st.sampled_from(CHOICES + ["", "-", "--", "-1", "-x y", "k=v", "=v", "k=", "a|b|c"])
           | TEXT.map(lambda text: "-" + text) | st.tuples(TEXT, TEXT).map("=".join))
-TOKENS = (st.sampled_from(FLAGS + ["--bogus", "-x", "--desc", "--help", "-qq", "-kKEY", "-k=KEY"])
+TOKENS = (st.sampled_from(FLAGS + ["--bogus", "-x", "--desc", "--help", "--version", "-qq", "-kKEY", "-k=KEY"])
           | st.tuples(st.sampled_from(LONG_FLAGS), VALUES).map("=".join) | VALUES)
 
 
@@ -84,6 +84,8 @@ def argparse_result(argv):
 @given(st.lists(TOKENS, max_size=8))
 @example(["-d", "-x y"])
 @example(["--description=", "-q", "-f", "a=b"])
+@example(["--severity", "CRITICAL"])
+@example(["--severity=İnfo"])
 def test_fast_parse_is_argparse_or_nothing(argv):
     fast = fast_parse(argv)
     if fast is not None:
@@ -103,6 +105,8 @@ def well_formed_argv(draw):
             argv.append(flag)
             continue
         value = draw(st.sampled_from(spec["choices"]) if "choices" in spec else WELL_FORMED_VALUE)
+        if spec.get("type") is str.lower:  # a choice in any case (--severity CRITICAL)
+            value = "".join(draw(st.sampled_from([char, char.upper()])) for char in value)
         if spec.get("metavar") == "KEY=VALUE":
             value = draw(st.text(FILE_CHAR, min_size=1, max_size=5).filter(
                 lambda key: "=" not in key and not key.startswith("-"))) + "=" + value
@@ -115,6 +119,7 @@ def well_formed_argv(draw):
 
 @MANY
 @given(well_formed_argv())
+@example(["--severity", "CRITICAL"])
 def test_fast_parse_takes_every_well_formed_command_line(argv):
     fast = fast_parse(argv)
     assert fast is not None

@@ -9,7 +9,7 @@ import sys
 
 import demo  # scripts/demo.py: helpers.py puts scripts/ on the path
 import pytest
-from helpers import ROOT, command
+from helpers import OTHER_USER, ROOT, TEST_USER, command
 
 DEMO = [sys.executable, os.path.join(ROOT, "scripts", "demo.py")]
 
@@ -41,6 +41,30 @@ def test_make_try_runs_the_shell():
     dry_run = subprocess.run(["make", "--no-print-directory", "-n", "try"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60, check=True, env=env)
     assert dry_run.stdout.rstrip().splitlines()[-1] == ".venv/bin/python scripts/demo.py --shell"
+
+
+def test_make_try_shows_its_prompt_after_a_bashrc_that_sets_its_own(tmp_path):
+    (tmp_path / ".bashrc").write_text("PS1='plain-root# '\nFROM_BASHRC=read\n")
+    env = dict(os.environ, HOME=str(tmp_path), SHELL="/bin/bash")
+    # script(1) gives bash a terminal, so it is interactive and reads its rc files, as when typed.
+    tried = subprocess.run(["script", "-qec", shlex.join(DEMO + ["--shell"]), "/dev/null"],
+                           input='echo "bashrc was $FROM_BASHRC"\nexit\n', capture_output=True, text=True,
+                           timeout=120, check=True, env=env)
+    assert "(pdagent try) $ " in tried.stdout and "plain-root# " not in tried.stdout, tried.stdout
+    assert "bashrc was read" in tried.stdout
+
+
+def test_make_clean_removes_the_test_users(fake_system, tmp_path):
+    (tmp_path / "empty").mkdir()
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "bin" / "uid").write_text("0\n")  # the fake `id -u` says root
+    (tmp_path / "bin" / "getent").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "userdel").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/userdel.calls\n')
+    for name in ("getent", "userdel"):
+        (tmp_path / "bin" / name).chmod(0o755)
+    result = subprocess.run(["make", "-s", "-f", os.path.join(ROOT, "Makefile"), "clean"], cwd=tmp_path / "empty",
+                            env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert (tmp_path / "userdel.calls").read_text().split() == [TEST_USER, OTHER_USER], result.stdout
 
 
 def test_pdagentd_as_root_says_so_once(offline_agent):
@@ -82,14 +106,14 @@ def test_make_test_says_which_system_tools_it_installs_and_why(fake_system):
     heading, *tools = output.splitlines()
     assert heading == "installing system tools with apt-get (and the packages they depend on):"
     reasons = dict(TOOL_LINE.fullmatch(line).groups() for line in tools)
-    assert list(reasons) == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime"]
+    assert list(reasons) == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin"]
     assert all("tests/" in reason for reason in reasons.values()), reasons  # which tests need it
-    assert calls == ["update -qq", "install -y -qq tinyproxy lintian rpm shellcheck faketime"]
+    assert calls == ["update -qq", "install -y -qq tinyproxy lintian rpm shellcheck faketime icinga2-bin"]
 
 
 def test_make_test_as_a_user_says_what_will_be_skipped(fake_system):
     output, calls = fake_system(1000)
     heading, *tools = output.splitlines()
     assert heading.startswith("not root: cannot install these system tools")
-    assert [TOOL_LINE.fullmatch(line).group(1) for line in tools] == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime"]
+    assert [TOOL_LINE.fullmatch(line).group(1) for line in tools] == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin"]
     assert calls == []

@@ -7,15 +7,20 @@ scripts. Most tests check the spooled entry; the end-to-end ones deliver it
 through pdagentd to the Events API stand-in.
 """
 
+import contextlib
 import json
 import os
+import pathlib
 import re
 import shlex
+import shutil
+import socket
 import subprocess
+import tempfile
 import uuid
 
 import pytest
-from helpers import ROUTING_KEY, Agent, command, wait_for
+from helpers import ROUTING_KEY, Agent, assert_usage_error, command, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
@@ -45,9 +50,7 @@ def only_event(home, result):
 
 
 def assert_refused(home, result, reason, prog):
-    assert result.returncode == 2
-    assert result.stderr.startswith("usage: ")
-    assert f"{prog}: error: " in result.stderr and reason in result.stderr, result.stderr
+    assert_usage_error(result, prog, reason)
     assert queued(home) == []
 
 
@@ -74,10 +77,18 @@ def nagios_command_line(command_name):
 
 
 def nagios_argv(command_name, macros):
-    """What Nagios runs: $MACROS$ replaced, then split as /bin/sh would split it."""
-    line = re.sub(r"\$(\w+)\$", lambda found: macros[found.group(1)],
-                  nagios_command_line(command_name))
-    return shlex.split(line)
+    """What Nagios runs: $MACROS$ replaced, then the line split by /bin/sh itself (its quotes
+    and backslashes), as Nagios has sh run a command line holding quotes."""
+    program, arguments = re.sub(r"\$(\w+)\$", lambda found: macros[found.group(1)],
+                                nagios_command_line(command_name)).split(" ", 1)
+    split = subprocess.run(["sh", "-c", "printf '%s\\0' " + arguments], capture_output=True, text=True,
+                           timeout=30, check=True)
+    return [program, *split.stdout.split("\0")[:-1]]
+
+
+def nagios_escaped(text):
+    """A plugin's output as Nagios puts it in $LONGSERVICEOUTPUT$: \\ for a backslash, \\n for a newline."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def service_macros(**changes):
@@ -188,7 +199,7 @@ def test_nagios_custom_notifications_are_passed_over_quietly(home):
     macros = service_macros(NOTIFICATIONTYPE="CUSTOM")
     result = run_argv(home, nagios_argv("notify-service-by-pagerduty", macros))
     assert result.returncode == 0 and result.stdout == ""
-    assert result.stderr == ("pd-nagios: CUSTOM notification not sent to PagerDuty "
+    assert result.stderr == ("pd-nagios: warning: CUSTOM notification not sent to PagerDuty "
                              "(only PROBLEM, ACKNOWLEDGEMENT, RECOVERY are)\n")
     assert queued(home) == []
 
@@ -203,6 +214,74 @@ def test_nagios_escaped_newlines_of_long_output_are_newlines_again(home, command
         "custom_details"]
     assert details[long_output] == "/ 93% used\n/var 97% used"
     assert details == {**fields_passed(passed), long_output: details[long_output]}  # the rest as given
+
+
+@pytest.mark.parametrize("command_name, macros, long_output", [
+    ("notify-service-by-pagerduty", service_macros, "LONGSERVICEOUTPUT"),
+    ("notify-host-by-pagerduty", host_macros, "LONGHOSTOUTPUT")])
+@pytest.mark.parametrize("plugin_output", [
+    "C:\\new\\data is 97% full\nregex a\\nb matched",
+    "\\\\server\\share\\\nline 2\\",
+    "a\\\\nb \\q \\\\\\n"], ids=["backslash-n and a newline", "trailing backslashes", "runs of backslashes"])
+def test_nagios_long_output_with_backslashes_arrives_as_the_plugin_wrote_it(home, command_name, macros,
+                                                                            long_output, plugin_output):
+    passed = macros(**{long_output: nagios_escaped(plugin_output)})
+    details = only_event(home, run_argv(home, nagios_argv(command_name, passed)))["event"]["payload"][
+        "custom_details"]
+    assert details[long_output] == plugin_output
+
+
+def test_nagios_short_output_with_backslashes_arrives_as_it_is(home):
+    passed = service_macros(SERVICEOUTPUT="CRITICAL - C:\\new\\data and \\\\server\\share")
+    details = only_event(home, run_argv(home, nagios_argv("notify-service-by-pagerduty", passed)))["event"][
+        "payload"]["custom_details"]
+    assert details["SERVICEOUTPUT"] == "CRITICAL - C:\\new\\data and \\\\server\\share"
+
+
+SYSLOG_IN_A_NAMESPACE = """
+set -e
+mkdir "$SYSLOG_DIR/dev" && mount --bind /dev "$SYSLOG_DIR/dev" && mount -t tmpfs tmpfs /dev
+for entry in "$SYSLOG_DIR"/dev/*; do ln -s "$entry" /dev/; done
+ln -s "$SYSLOG_DIR/log" /dev/log
+exec "$@"
+"""
+
+
+def run_with_syslog(home, tmp_path, argv, **kwargs):
+    """(result, [messages sent to syslog]): argv run with /dev/log a socket of the test's, in a
+    mount namespace of its own (this host may have no syslog; nothing of its own /dev changes)."""
+    if os.geteuid() != 0:
+        pytest.skip("a mount namespace needs root")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as log:
+        log.bind(str(tmp_path / "log"))
+        os.chmod(tmp_path / "log", 0o666)
+        result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", SYSLOG_IN_A_NAMESPACE,
+                                 "sh", *command(os.path.basename(os.fsdecode(argv[0]))), *argv[1:]],
+                                env=dict(home.env(), SYSLOG_DIR=str(tmp_path)), timeout=30, check=False,
+                                **kwargs)
+        log.setblocking(False)
+        messages = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                messages.append(log.recv(65536).decode(errors="replace"))
+    return result, messages
+
+
+def test_nagios_warnings_also_go_to_syslog(home, tmp_path):
+    """Nagios shows a notification command's stderr only when it fails: its warnings go to syslog too."""
+    result, messages = run_with_syslog(home, tmp_path, nagios_argv("notify-service-by-pagerduty",
+                                                                   service_macros(NOTIFICATIONTYPE="CUSTOM")),
+                                       capture_output=True, text=True)
+    line = "warning: CUSTOM notification not sent to PagerDuty (only PROBLEM, ACKNOWLEDGEMENT, RECOVERY are)"
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", f"pd-nagios: {line}\n")
+    assert len(messages) == 1 and re.fullmatch(rf"<12>(\w{{3}} [ \d]\d \d\d:\d\d:\d\d )?pd-nagios\[\d+\]: "
+                                               rf"{re.escape(line)}", messages[0]), messages
+    argv = [arg.encode() for arg in nagios_argv("notify-service-by-pagerduty", service_macros())]
+    argv[argv.index(b"SERVICEOUTPUT=HTTP CRITICAL - Socket timeout after 10 seconds")] = b"SERVICEOUTPUT=45\xb0C"
+    (tmp_path / "second").mkdir()
+    result, messages = run_with_syslog(home, tmp_path / "second", argv, capture_output=True)
+    assert result.returncode == 0 and len(queued(home)) == 1
+    assert [message.split(": ", 1)[1] for message in messages] == [f"warning: {REPLACED}"]
 
 
 def test_nagios_latin1_plugin_output_still_pages(home):
@@ -256,15 +335,22 @@ def test_nagios_field_without_equals_sign_is_a_usage_error(home):
 ICINGA2_CONF = os.path.join(CONF, "icinga2", "pagerduty_icinga2.conf")
 
 
-def icinga2_argv(command_name, macros):
-    """The command array of a NotificationCommand, each element's $macros$ resolved."""
+def icinga2_command(command_name):
+    """(the command array's elements, {custom variable: the body of its {{ }} function}) of a
+    NotificationCommand of the example config."""
     with open(ICINGA2_CONF) as conf:
         text = conf.read()
-    found = re.search(rf'object NotificationCommand "{re.escape(command_name)}" '
-                      r"\{\s*command = \[(.*?)\]", text, re.DOTALL)
+    found = re.search(rf'object NotificationCommand "{re.escape(command_name)}" \{{(.*?)\n\}}', text, re.DOTALL)
     assert found, f"no NotificationCommand {command_name} in {ICINGA2_CONF}"
-    return [re.sub(r"\$([\w.]+)\$", lambda macro: macros[macro.group(1)], element)
-            for element in re.findall(r'"([^"]*)"', found.group(1))]
+    command = re.search(r"command = \[(.*?)\]", found.group(1), re.DOTALL).group(1)
+    return re.findall(r'"([^"]*)"', command), dict(re.findall(r"vars\.(\w+) = \{\{(.*?)\}\}", found.group(1), re.DOTALL))
+
+
+def icinga2_argv(command_name, macros):
+    """The command array of a NotificationCommand, each element's $macros$ resolved (a custom
+    variable's value given in `macros`, as Icinga 2 would have run its function)."""
+    elements, _ = icinga2_command(command_name)
+    return [re.sub(r"\$([\w.]+)\$", lambda macro: macros[macro.group(1)], element) for element in elements]
 
 
 ICINGA2_MACROS = {
@@ -274,7 +360,7 @@ ICINGA2_MACROS = {
     "host.last_state_change": "1763915000.5", "service.name": "disk",
     "service.display_name": "Disk /", "service.state": "WARNING",
     "service.output": "DISK WARNING - free space: / 900 MB (9%)",
-    "service.last_state_change": "1763915000.5",
+    "service.last_state_change": "1763915000.5", "pagerduty_host_group": "app-servers",
 }
 
 
@@ -293,6 +379,53 @@ def test_icinga2_host_recovery_from_the_example_config(home):
     event = only_event(home, run_argv(home, icinga2_argv("pagerduty-host", macros)))["event"]
     assert event["event_action"] == "resolve"
     assert event["dedup_key"] == "event_source=host;host_name=app02"
+
+
+@pytest.mark.parametrize("command_name", ["pagerduty-service", "pagerduty-host"])
+@pytest.mark.parametrize("group", ["app-servers", ""])
+def test_icinga2_host_group_becomes_the_alert_group(home, command_name, group):
+    event = only_event(home, run_argv(home, icinga2_argv(command_name, dict(ICINGA2_MACROS,
+                                                                            pagerduty_host_group=group))))["event"]
+    assert event["payload"].get("group") == (group or None)
+
+
+needs_icinga2 = pytest.mark.skipif(shutil.which("icinga2") is None, reason="icinga2 is not installed (make system-tools)")
+
+
+@pytest.fixture
+def readable_dir():
+    """A directory any user may read (icinga2 reads its config as the user it drops to)."""
+    directory = tempfile.mkdtemp(prefix="pdagent-icinga2-")
+    os.chmod(directory, 0o755)
+    yield pathlib.Path(directory)
+    shutil.rmtree(directory)
+
+
+@needs_icinga2
+def test_icinga2_loads_the_example_config(readable_dir):
+    (readable_dir / "icinga2.conf").write_text(f'''include "{ICINGA2_CONF}"
+object CheckCommand "dummy" {{ command = [ "/bin/true" ] }}
+object HostGroup "app-servers" {{ }}
+object Host "app02" {{ check_command = "dummy"; groups = [ "app-servers" ]; vars.notify_pagerduty = true }}
+object Service "disk" {{ host_name = "app02"; check_command = "dummy" }}
+''')
+    result = subprocess.run(["icinga2", "daemon", "-C", "-c", str(readable_dir / "icinga2.conf")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Instantiated 2 Notifications" in result.stdout and "Instantiated 2 NotificationCommands" in result.stdout
+
+
+@needs_icinga2
+@pytest.mark.parametrize("command_name", ["pagerduty-service", "pagerduty-host"])
+@pytest.mark.parametrize("groups, expected", [(["app-servers", "linux"], "app-servers"), ([], "")])
+def test_icinga2_runs_the_host_group_function_to_the_first_group(command_name, groups, expected):
+    """The custom variable's function, run by Icinga 2 itself with macro() answering the host's groups."""
+    body = icinga2_command(command_name)[1]["pagerduty_host_group"]
+    script = (f"var macro = function(name) {{ if (name == \"$host.groups$\") {{ return {json.dumps(groups)} }} }}; "
+              f"var value = function() {{ {body} }}; value()")
+    result = subprocess.run(["icinga2", "console", "--eval", script], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, json.dumps(expected)), result.stderr
 
 
 # -- Zabbix ------------------------------------------------------------------------------

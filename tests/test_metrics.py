@@ -24,6 +24,7 @@ from helpers import (
     start_daemon,
     stop_daemon,
     wait_for,
+    write_saved_state,
 )
 
 from pdagent.spool.queue import Spool
@@ -36,7 +37,7 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 TYPES = {"pdagent_daemon_up": "gauge", "pdagent_spool_events": "gauge",
          "pdagent_oldest_pending_age_seconds": "gauge", "pdagent_key_backed_off": "gauge",
          "pdagent_key_backoff_remaining_seconds": "gauge", "pdagent_events_delivered_total": "counter",
-         "pdagent_events_failed_total": "counter"}
+         "pdagent_events_failed_total": "counter", "pdagent_counters_saved_age_seconds": "gauge"}
 
 
 def check_format_rules(text):
@@ -122,6 +123,15 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
     assert down["pdagent_daemon_up"] == {(): 0}
     assert down["pdagent_events_delivered_total"] == {(): 2} and down["pdagent_events_failed_total"] == {(): 1}
     assert events(down, KEY_SLOW) == {"pending": 1, "success": 0, "error": 0}
+
+
+def test_the_counters_say_how_long_ago_they_were_saved(offline_agent):
+    """The daemon saves its counters after the fact: the metrics say how old the figure is."""
+    assert "pdagent_counters_saved_age_seconds" not in metrics(offline_agent)  # never saved: no sample
+    write_saved_state(offline_agent, delivered=7, saved_secs_ago=100)
+    samples = metrics(offline_agent)
+    assert samples["pdagent_events_delivered_total"] == {(): 7}
+    assert 100 <= samples["pdagent_counters_saved_age_seconds"][()] < 160
 
 
 def test_keys_that_mask_alike_stay_apart_and_label_values_are_escaped(offline_agent):

@@ -54,6 +54,10 @@ LAUNCHERS = {**{f"usr/bin/{name}": module for name, module in COMMANDS.items()},
              "usr/share/pdagent/bin/pdagentd.py": COMMANDS["pdagentd"]}
 DAEMON = "/usr/share/pdagent/bin/pdagentd.py"
 MAN_DIR = "usr/share/man/man1"
+# The monitoring tools' example configs: installed path -> source.
+EXAMPLES = {f"usr/share/doc/pdagent/examples/{name}": f"conf/{name}" for name in (
+    "nagios/pagerduty_nagios.cfg", "icinga2/pagerduty_icinga2.conf", "sensu/pagerduty_handler.json",
+    "zabbix/README.md")}
 # A launcher of another name in /usr/bin has a link to its command's page (lintian wants one).
 MAN_LINKS = {f"{MAN_DIR}/pd-send.py.1.gz": "pd-send.1.gz", f"{MAN_DIR}/pd-queue.py.1.gz": "pd-queue.1.gz"}
 LINTIAN_OVERRIDES = "usr/share/lintian/overrides/pdagent"
@@ -162,7 +166,7 @@ def expected_deb_files():
     files |= {f"{DEB_PYTHON_DIR}/{name}" for name in source_python_files()}
     files |= {"etc/pdagent.conf", "etc/init.d/pdagent", "lib/systemd/system/pdagent.service",
               "usr/share/pdagent/scripts/pdagent.service", "usr/share/pdagent/scripts/pdagent.init",
-              "usr/share/doc/pdagent/copyright", "usr/share/doc/pdagent/changelog.gz"}
+              "usr/share/doc/pdagent/copyright", "usr/share/doc/pdagent/changelog.gz", *EXAMPLES}
     if (ROOT / "README.md").exists():
         files.add("usr/share/doc/pdagent/README.md")
     return files
@@ -424,6 +428,16 @@ def test_deb_ships_the_unit_and_init_script_and_their_copies_sources(deb):
     assert (tree / "lib/systemd/system/pdagent.service").read_bytes() == (PACKAGING / "pdagent.service").read_bytes()
     assert (tree / "etc/init.d/pdagent").read_bytes() == (PACKAGING / "pdagent.init").read_bytes()
     assert_ships_the_copies_sources(deb["entries"], tree)
+
+
+def test_deb_ships_the_examples_where_the_man_pages_and_readme_point(deb):
+    for installed, source in EXAMPLES.items():
+        assert (deb["tree"] / installed).read_bytes() == (ROOT / source).read_bytes(), installed
+    texts = {path.name: path.read_text() for path in [*(ROOT / "man").glob("*.1"), ROOT / "README.md"]}
+    named = {name: set(re.findall(r"/usr/share/doc/pdagent/examples/[\w./-]*\w", text)) for name, text in texts.items()}
+    assert {path.lstrip("/") for paths in named.values() for path in paths} == set(EXAMPLES)
+    for name, text in texts.items():  # pointed to where they are installed, not by their source path
+        assert not re.search(r"(?<![/\w])conf/(nagios|icinga2|sensu|zabbix)/", text), name
 
 
 def test_build_deb_takes_a_version(tmp_path):
@@ -907,7 +921,7 @@ def expected_rpm_entries(python_dir):
                 .replace("lib/systemd/system/", "usr/lib/systemd/system/")
                 .replace("etc/init.d/", "etc/rc.d/init.d/"))
         if name.startswith("usr/share/doc/pdagent/") and name != "usr/share/doc/pdagent/README.md" \
-                or name == LINTIAN_OVERRIDES:
+                and name not in EXAMPLES or name == LINTIAN_OVERRIDES:
             continue  # Debian-only: copyright goes to the rpm's %license, no changelog.gz
         entries[name] = (mode, "root/root")
     entries.update(dict.fromkeys(MAN_LINKS, ("lrwxrwxrwx", "root/root")))

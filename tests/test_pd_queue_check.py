@@ -19,6 +19,7 @@ import pytest
 from helpers import (
     aged,
     as_user,
+    assert_usage_error,
     command,
     kill_daemon,
     routing_key,
@@ -26,15 +27,17 @@ from helpers import (
     start_daemon,
     stop_daemon,
     wait_for,
+    write_saved_state,
 )
 
 KEY_OK, KEY_SLOW, KEY_BAD = routing_key(1), routing_key(2), routing_key(3)
 # 'label'=value[UOM];[warn];[crit];[min];[max], trailing fields may be left out.
-PERFDATA = re.compile(r"^([a-z_]+)=(\d+)(s|c)?((?:;\d*){0,4})$")
+PERFDATA = re.compile(r"^([a-z_]+)=(\d+(?:\.\d)?|U)(s|c)?((?:;\d*){0,4})$")
 
 
 def check(agent, *args, user=None, env=None):
-    """(exit code, text before the perfdata, {label: (value, unit, [warn, crit, min, max])})."""
+    """(exit code, text before the perfdata, {label: (value, unit, [warn, crit, min, max])});
+    a value of U ("cannot tell") is None."""
     result = agent.queue("check", *args, user=user, env=env)
     assert result.stderr == "", result.stderr
     [line] = result.stdout.splitlines()
@@ -44,7 +47,9 @@ def check(agent, *args, user=None, env=None):
         match = PERFDATA.match(token)
         assert match, token
         fields = match.group(4).split(";")[1:]
-        perfdata[match.group(1)] = (int(match.group(2)), match.group(3) or "", fields + [""] * (4 - len(fields)))
+        value = None if match.group(2) == "U" else float(match.group(2)) if "." in match.group(2) \
+            else int(match.group(2))
+        perfdata[match.group(1)] = (value, match.group(3) or "", fields + [""] * (4 - len(fields)))
     return result.returncode, text, perfdata
 
 
@@ -63,6 +68,8 @@ def test_ok_while_the_daemon_delivers(agent, standin):
         send(agent, KEY_OK, f"ok-{number}")
     code, text, perfdata = until_check(agent, lambda code, text, perf: perf["delivered"][0] == 2)
     assert (code, text) == (0, f"PDAGENT OK - pdagentd running (pid {pid}); 0 pending; 0 in error")
+    saved_age, unit, thresholds = perfdata.pop("counters_saved_age")
+    assert saved_age >= 0 and (unit, thresholds) == ("s", ["", "", "", ""])
     assert perfdata == {"pending": (0, "", ["", "", "0", ""]),
                         "oldest_pending_age": (0, "s", ["300", "900", "0", ""]),
                         "error": (0, "", ["0", "", "0", ""]),  # a range: warn above 0
@@ -188,12 +195,24 @@ def test_a_user_outside_the_daemons_group_is_told_how_to_get_access(agent, stand
     assert result.stdout.startswith(f"PDAGENT OK - pdagentd running (pid {pid}); 0 pending; 0 in error | ")
 
 
+def test_the_counters_say_how_long_ago_they_were_saved(offline_agent):
+    """The daemon saves its counters after the fact: the check says how old the figure is."""
+    assert check(offline_agent)[2]["counters_saved_age"] == (None, "", ["", "", "", ""])  # never saved: U
+    path = write_saved_state(offline_agent, delivered=7, saved_secs_ago=100)
+    perfdata = check(offline_agent)[2]
+    assert perfdata["delivered"][0] == 7
+    saved_age, unit, _ = perfdata["counters_saved_age"]
+    assert 100 <= saved_age < 160 and unit == "s"
+    os.rename(path, path + ".real")
+    os.symlink(path + ".real", path)  # not the daemon's file: no age read through a link
+    assert check(offline_agent)[2]["counters_saved_age"][0] is None
+
+
 @pytest.mark.parametrize("args", [["--warning-age", "soon"], ["--critical-age", "-1"], ["--bogus"]])
 def test_a_wrong_command_line_is_unknown(offline_agent, args):
     result = offline_agent.queue("check", *args)
-    assert (result.returncode, result.stdout) == (3, "")
-    lines = result.stderr.splitlines()
-    assert lines[0].startswith("usage: pd-queue check ") and lines[-1].startswith("pd-queue check: error: ")
+    line = assert_usage_error(result, "pd-queue", "", status=3)
+    assert line.startswith("pd-queue check: error: ")
 
 
 def test_a_config_it_cannot_read_is_unknown(offline_agent):

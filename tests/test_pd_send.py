@@ -136,6 +136,12 @@ def test_each_severity(home, severity):
     assert only_entry(home)[1]["event"]["payload"]["severity"] == severity
 
 
+@pytest.mark.parametrize("argv", [["--severity", "CRITICAL"], ["--severity=Critical"], ["--severity", "cRiTiCaL"]])
+def test_severity_in_any_case_is_sent_lower_case(home, argv):
+    assert_succeeded(home.send("-k", KEY, "-t", "trigger", "-d", "x", "-i", "k", *argv), "k")
+    assert only_entry(home)[1]["event"]["payload"]["severity"] == "critical"
+
+
 def test_long_options_and_aliases(home):
     result = home.send("--routing-key", KEY, "--event-type", "trigger", "--description", "d",
                        "--dedup-key", "alias-1", "--client", "c", "--client-url", "https://c",
@@ -275,6 +281,19 @@ def test_long_summary_is_truncated_with_a_warning(home):
     assert result.stdout == "Event processed. Incident Key: long\n"
     assert result.stderr == "pd-send: warning: summary is longer than 1024 characters; truncated\n"
     assert only_entry(home)[1]["event"]["payload"]["summary"] == summary[:1024]
+
+
+@pytest.mark.parametrize("key", ["abc", KEY + "x", "ü" * 31])
+def test_a_routing_key_pagerduty_refuses_is_queued_with_one_warning(home, key):
+    result = home.send("-k", key, "-t", "trigger", "-d", "x", "-i", "short")
+    assert (result.returncode, result.stdout) == (0, "Event processed. Incident Key: short\n")
+    assert result.stderr == (f"pd-send: warning: the routing key is {len(key)} characters long; PagerDuty's "
+                             "integration keys are 32, and it refuses others (queued anyway)\n")
+    assert only_entry(home)[1]["event"]["routing_key"] == key
+
+
+def test_a_32_character_key_of_any_characters_is_queued_silently(home):
+    assert_succeeded(home.send("-k", "ü" * 32, "-t", "trigger", "-d", "x", "-i", "k"), "k")
 
 
 def test_summary_of_exactly_1024_characters_is_kept_silently(home):
@@ -462,6 +481,10 @@ BAD_INPUTS = [
     ("missing -k", ["-t", "trigger", "-d", "x"], "-k/--service-key", None),
     ("missing -t", ["-k", KEY, "-d", "x"], "-t/--event-type", None),
     ("bad -t", ["-k", KEY, "-t", "explode", "-d", "x"], "invalid choice: 'explode'", None),
+    ("bad --severity", ["-k", KEY, "-t", "trigger", "-d", "x", "--severity", "FATAL"],
+     "invalid choice: 'fatal'", None),
+    ("stray argument with control characters", ["-k", KEY, "-t", "trigger", "-d", "x", "\x1b[31mred\n"],
+     "unrecognized arguments: \\x1b[31mred\\n", None),
     ("trigger without -d", ["-k", KEY, "-t", "trigger"], "trigger needs a non-blank description", None),
     ("blank -d", ["-k", KEY, "-t", "trigger", "-d", " \t "], "non-blank description", None),
     ("empty -d", ["-k", KEY, "-t", "trigger", "-d", ""], "non-blank description", None),

@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from bench_pd_send import pip_install
 
+from pdagent import __version__
+
 COMMANDS = ["pd-send", "pd-queue", "pdagentd", "pd-nagios", "pd-zabbix", "pd-sensu"]
 # Modules pd-send's usual path must not import: each costs it milliseconds (see pd_send.py, config.py).
 HEAVY_MODULES = {"re", "json", "argparse", "configparser", "ipaddress", "urllib", "unicodedata", "email",
@@ -48,6 +50,23 @@ def test_every_command_is_installed_and_answers_help(pip_bin_dir):
                                 timeout=30, check=False)
         assert result.returncode == 0, (name, result.stderr)
         assert result.stdout.startswith(f"usage: {name} "), (name, result.stdout)
+        version = subprocess.run([os.path.join(pip_bin_dir, name), "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False)
+        assert (version.returncode, version.stdout, version.stderr) == (0, f"{name} {__version__}\n", ""), name
+
+
+def test_pip_puts_the_unit_init_script_and_config_where_the_readme_takes_them(pip_bin_dir, tmp_path):
+    share = os.path.join(os.path.dirname(pip_bin_dir), "share", "pdagent")
+    for installed, source in {"scripts/pdagent.service": "packaging/pdagent.service",
+                              "scripts/pdagent.init": "packaging/pdagent.init",
+                              "pdagent.conf": "conf/pdagent.conf"}.items():
+        with open(os.path.join(share, installed), "rb") as copy, open(os.path.join(ROOT, source), "rb") as original:
+            assert copy.read() == original.read(), installed
+    # The unit and the init script run /usr/share/pdagent/bin/pdagentd.py: a link to pip's pdagentd.
+    os.symlink(os.path.join(pip_bin_dir, "pdagentd"), tmp_path / "pdagentd.py")
+    version = subprocess.run([str(tmp_path / "pdagentd.py"), "--version"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    assert (version.returncode, version.stdout) == (0, f"pdagentd {__version__}\n"), version.stderr
 
 
 def test_installed_commands_queue_deliver_and_report(pip_bin_dir, agent, standin):

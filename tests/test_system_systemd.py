@@ -21,6 +21,7 @@ days in systemd_tree.CACHE_DIR). If the Debian mirror cannot be reached, the
 tests say so on one line and are skipped.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -97,7 +98,15 @@ def mirror():
 @pytest.fixture(scope="module", params=RELEASES)
 def debian(request, mirror, debs):
     """A booted `release` tree with the two .debs in /srv and fresh package lists."""
-    release = request.param
+    with booted_debian(request.param, mirror) as system:
+        for deb in debs:
+            system.booted.put(deb, f"{DEB_DIR_IN_TREE}/{os.path.basename(deb)}")
+        yield system
+
+
+@contextlib.contextmanager
+def booted_debian(release, mirror):
+    """A Debian of `release` booted on its cached tree, with fresh package lists and the user USER."""
     if os.geteuid() != 0:
         pytest.fail("booting systemd in a tree needs root")
     started = time.time()
@@ -113,8 +122,6 @@ def debian(request, mirror, debs):
     with systemd_tree.booted(tree) as booted:
         system = Debian(booted, release)
         system.run("apt-get", "update", "-q")
-        for deb in debs:
-            booted.put(deb, f"{DEB_DIR_IN_TREE}/{os.path.basename(deb)}")
         system.run("useradd", "--system", "--no-create-home", "--shell", "/bin/sh", USER)
         one_line(f"{release}: tree {'cached' if cached else 'built'} in {tree_secs:.0f} s, "
                  f"booted in {time.time() - started - tree_secs:.1f} s (apt-get update included)")

@@ -19,16 +19,18 @@ import argparse
 import errno
 import json
 import os
+import stat
 import sys
 import time
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.config import ConfigError, load_locations
 from pdagent.escape import escape_controls, mask_key, utf8_stdout
 from pdagent.formats import is_ascii_digits
 from pdagent.spool.files import SpoolError, read_regular_file
 from pdagent.spool.names import QUEUE_FOLDERS, parse_file_name
 from pdagent.spool.queue import Spool
-from pdagent.state import read_state
+from pdagent.state import STATE_FILE, read_state
 from pdagent.timefmt import utc_text
 
 STATE_NAMES = {"pending": "pdq", "success": "suc", "error": "err"}
@@ -39,17 +41,6 @@ OK, WARNING, CRITICAL, UNKNOWN = range(len(CHECK_STATES))
 DEFAULT_WARNING_AGE_SECS = 300
 DEFAULT_CRITICAL_AGE_SECS = 900
 DEFAULT_ERROR_WARNING = 1
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with the exit status of a usage error set per sub-command (a check
-    plugin's is UNKNOWN, not 2, which monitoring reads as CRITICAL)."""
-
-    usage_error_status = 2
-
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(self.usage_error_status, f"{self.prog}: error: {message}\n")
 
 
 def _count(text):
@@ -72,7 +63,7 @@ def _add_key_or_all(parser, verb):
 
 
 def build_parser():
-    parser = _Parser(prog="pd-queue", description="Access local queue of PagerDuty Agent.")
+    parser = ArgumentParser(prog="pd-queue", description="Access local queue of PagerDuty Agent.")
     commands = parser.add_subparsers(dest="command", title="sub-commands",
                                      metavar="{status,retry,discard,list,check,metrics}")
     commands.required = True
@@ -137,7 +128,7 @@ def command_parser(parser, command):
 def read_queue(spool, db_dir, routing_key=None):
     """What status --json, check and metrics report: {"counts": {key: {pdq, suc, err}},
     "oldest": {key: when its oldest pending event came (its ctime, not its name)},
-    "state": the saved state}.
+    "state": the saved state, "state_saved": when the daemon saved it (epoch seconds) or None}.
 
     A state file that cannot be read counts as none, as it does for the daemon.
     """
@@ -145,7 +136,26 @@ def read_queue(spool, db_dir, routing_key=None):
     oldest = spool.oldest_pending(routing_key)
     for key in oldest.keys() - counts.keys():  # queued between the two listings
         counts[key] = dict.fromkeys(QUEUE_FOLDERS, 0)
-    return {"counts": counts, "oldest": oldest, "state": read_state(db_dir)}
+    return {"counts": counts, "oldest": oldest, "state": read_state(db_dir),
+            "state_saved": _saved_at(os.path.join(db_dir, STATE_FILE))}
+
+
+def _saved_at(path):
+    """The modification time of the daemon's regular file `path` (not through a link), or None.
+
+    The counters in state.json are what the daemon had when it last saved it, so check and
+    metrics say how long ago that was: a delivery made since is not counted yet."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_mtime if stat.S_ISREG(info.st_mode) else None
+
+
+def _saved_age(queue, now):
+    """Seconds since the counters were saved, to a tenth (never negative), or None."""
+    saved = queue["state_saved"]
+    return None if saved is None else round(max(0.0, now - saved), 1)
 
 
 def _age_secs(since, now):
@@ -289,10 +299,12 @@ def check_result(queue, pid, not_running, now, warning_age, critical_age, error_
     if backed_off:
         parts.append(f"{backed_off} key(s) backed off")
     counters = queue["state"]["counters"]
+    saved_age = _saved_age(queue, now)
     error_threshold = error_warning - 1 if error_warning else ""  # a range: warn above it
     perfdata = [f"pending={pending};;;0", f"oldest_pending_age={age}s;{warning_age};{critical_age};0",
                 f"error={errors};{error_threshold};;0", f"backed_off_keys={backed_off};;;0",
-                f"delivered={counters['delivered']}c", f"failed={counters['failed']}c"]
+                f"delivered={counters['delivered']}c", f"failed={counters['failed']}c",
+                f"counters_saved_age={'U' if saved_age is None else f'{saved_age}s'}"]  # U: never saved
     return code, f"PDAGENT {CHECK_STATES[code]} - {'; '.join(parts)} | {' '.join(perfdata)}"
 
 
@@ -363,6 +375,10 @@ def metrics_text(queue, daemon_up, now):
         ("pdagent_events_failed_total", "counter",
          "Events the daemon moved to the error queue, kept across restarts.",
          [("", state["counters"]["failed"])]),
+        ("pdagent_counters_saved_age_seconds", "gauge",
+         ("Seconds since the daemon saved the two counters above (db/state.json): what it did "
+          "since is not in them yet. No sample before it first saves them."),
+         [("", age) for age in [_saved_age(queue, now)] if age is not None]),
     ]
     lines = []
     for name, kind, help_text, samples in metrics:

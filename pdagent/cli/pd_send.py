@@ -69,7 +69,8 @@ OPTIONS = [
     (("-f", "--field"), {"dest": "fields", "action": "append", "type": parse_field, "default": [],
                              "metavar": "KEY=VALUE", "help": "add a custom detail (repeatable)"}),
     (("-q", "--quiet"), {"action": "store_true", "help": "print nothing on success"}),
-    (("--severity",), {"choices": SEVERITIES, "help": "how bad it is (default: error)"}),
+    (("--severity",), {"choices": SEVERITIES, "type": str.lower,
+                        "help": "how bad it is, in any case (default: error)"}),
     (("--source",), {"help": "affected system (default: this host's FQDN)"}),
     (("--component",), {"help": "affected component"}),
     (("--group",), {"help": "logical group of components"}),
@@ -95,7 +96,9 @@ def _dest(flags, spec):
 
 def build_parser():
     import argparse
-    parser = argparse.ArgumentParser(
+
+    from pdagent.cli.parser import ArgumentParser
+    parser = ArgumentParser(
         prog="pd-send", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     for flags, spec in OPTIONS:

@@ -1,13 +1,13 @@
 """pdagentd: the daemon that delivers the spooled events to the Events API v2."""
 
-import argparse
 import sys
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.config import ConfigError, load_main_config
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pdagentd", description="Deliver queued PagerDuty events to the Events API v2.")
     parser.add_argument("-f", "--foreground", action="store_true",
                         help="stay in the foreground (for systemd) and also log to stderr")

@@ -1,7 +1,7 @@
 """What the integration commands share: queueing an alert and reporting like pd-send.
 
-Errors go out as argparse does it (usage line, then `<prog>: error: <reason>`,
-exit status 2) and success as `Event processed. Incident Key: <key>`, so a
+Errors go out as pd-send's do (`<prog>: error: <reason>` and where help is,
+exit status 2; pdagent/cli/parser.py) and success as `Event processed. Incident Key: <key>`, so a
 monitor's notification log reads the same whichever command it ran.
 """
 
@@ -9,13 +9,22 @@ import sys
 
 from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import queue_v2_event
-from pdagent.escape import utf8_stdout
+from pdagent.escape import escape_controls, utf8_stdout
 from pdagent.event import EventError
 from pdagent.spool.files import SpoolError
 
 
 def warn(prog, text):
-    print(f"{prog}: warning: {text}", file=sys.stderr)
+    """One warning line on stderr and in the system log. Nagios 4 and Zabbix show a
+    notification command's stderr only when it fails, so a warning about a page that did
+    go out (text replaced, a notification passed over) would otherwise be seen by no one:
+    syslog (the journal on systemd hosts) is where an admin finds it, under the command's
+    name (`journalctl -t pd-nagios`)."""
+    line = f"warning: {escape_controls(text)}"
+    print(f"{prog}: {line}", file=sys.stderr)
+    import syslog  # only when there is something to say
+    syslog.openlog(prog, syslog.LOG_PID)
+    syslog.syslog(syslog.LOG_WARNING, line)
 
 
 def queue_alert(parser, make_body):

@@ -5,27 +5,33 @@
 The -f fields are Nagios macros by name (HOSTNAME, SERVICEDESC, SERVICESTATE,
 ...). All of them go to custom_details; the summary, dedup key, source and
 severity are made from a few of them, which must therefore be given and not
-be empty. conf/nagios/pagerduty_nagios.cfg shows the commands to define.
+be empty. conf/nagios/pagerduty_nagios.cfg (installed in /usr/share/doc/pdagent/examples/)
+shows the commands to define.
 """
 
-import argparse
+import re
 import sys
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.cli.pd_send import (
     parse_field as key_value,  # pd-send's -f KEY=VALUE parser
 )
 from pdagent.event import EventError, build_alert, utc_timestamp
-from pdagent.integrations.common import queue_alert, severity_of
+from pdagent.integrations.common import queue_alert, severity_of, warn
 
 ACTIONS = {"PROBLEM": "trigger", "ACKNOWLEDGEMENT": "acknowledge", "RECOVERY": "resolve"}
 
 # Nagios has no notification option to leave CUSTOM notifications (an
 # operator's broadcast) out of a contact's, and they say nothing an incident
-# should follow: they are passed over with a line on stderr, exit status 0.
+# should follow: they are passed over with a warning (common.warn), exit status 0.
 IGNORED_TYPES = ("CUSTOM",)
 
-# Nagios passes the newlines of these macros as a literal "\n".
-ESCAPED_NEWLINE_MACROS = ("LONGSERVICEOUTPUT", "LONGHOSTOUTPUT")
+# Nagios escapes these macros' text: a newline as a backslash and an n, a backslash
+# as two. The example config single-quotes them, so that /bin/sh passes the escapes
+# on as they are, and `unescaped` undoes them, so both a newline and a literal
+# backslash-n (C:\new\data, a regex a\nb) arrive as the plugin wrote them.
+ESCAPED_MACROS = ("LONGSERVICEOUTPUT", "LONGHOSTOUTPUT")
+_NAGIOS_ESCAPE = re.compile(r"\\([\\n])")
 
 # Nagios host states (UP, DOWN, UNREACHABLE) and service states (OK, WARNING,
 # CRITICAL, UNKNOWN). OK and UP can reach a PROBLEM notification only through
@@ -47,7 +53,7 @@ SUMMARY_MACROS = {
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pd-nagios",
         description="Queue a Nagios notification as a PagerDuty (Events API v2) alert.")
     parser.add_argument("-k", "--service-key", "--routing-key", dest="routing_key", required=True,
@@ -61,6 +67,12 @@ def build_parser():
     parser.add_argument("-f", "--field", dest="macros", action="append", type=key_value, default=[],
                         metavar="NAME=VALUE", help="a Nagios macro and its value (repeatable)")
     return parser
+
+
+def unescaped(text):
+    """Nagios's escapes undone, left to right: `\\n` a newline, `\\\\` a backslash (so
+    `\\\\n` is a backslash and an n); any other backslash stays as it is."""
+    return _NAGIOS_ESCAPE.sub(lambda escape: "\n" if escape.group(1) == "n" else "\\", text)
 
 
 def alert_from_notification(routing_key, notification_type, kind, macros, dedup_key=None):
@@ -91,7 +103,7 @@ def alert_from_notification(routing_key, notification_type, kind, macros, dedup_
         component=macros["SERVICEDESC"] if kind == "service" else None,
         group=macros.get("HOSTGROUPNAME") or None,
         timestamp=utc_timestamp(),
-        custom_details={name: value.replace("\\n", "\n") if name in ESCAPED_NEWLINE_MACROS else value
+        custom_details={name: unescaped(value) if name in ESCAPED_MACROS else value
                         for name, value in macros.items()})
 
 
@@ -100,8 +112,8 @@ def main(argv=None):
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     notification_type = args.notification_type.strip().upper()
     if notification_type in IGNORED_TYPES:
-        print(f"{parser.prog}: {notification_type} notification not sent to PagerDuty "
-              f"(only {', '.join(ACTIONS)} are)", file=sys.stderr)
+        warn(parser.prog, f"{notification_type} notification not sent to PagerDuty "
+                          f"(only {', '.join(ACTIONS)} are)")
         return 0
     return queue_alert(parser, lambda _locations: alert_from_notification(
         args.routing_key, args.notification_type, args.kind, dict(args.macros), args.dedup_key))

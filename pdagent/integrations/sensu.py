@@ -8,10 +8,10 @@ Sensu 1.x events (client.name, check.name, action) and Sensu Go events
 to custom_details.
 """
 
-import argparse
 import json
 import sys
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.event import EventError, build_alert, utc_timestamp
 from pdagent.hostname import default_source
 from pdagent.integrations.common import queue_alert
@@ -81,7 +81,7 @@ def alert_from_event(routing_key, event, dedup_key=None, default_host=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pd-sensu",
         description="Queue a Sensu event, read as JSON from standard input, "
                     "as a PagerDuty (Events API v2) alert.")

@@ -15,9 +15,9 @@ is no URL scheme, as in a line "https://..."); any other line continues the
 value before it. Every field goes to custom_details.
 """
 
-import argparse
 import sys
 
+from pdagent.cli.parser import ArgumentParser
 from pdagent.event import EventError, build_alert, utc_timestamp
 from pdagent.formats import is_url  # whole-string check: no white space, a host
 from pdagent.integrations.common import queue_alert, severity_of, warn
@@ -101,7 +101,7 @@ def alert_from_message(routing_key, subject, message, prog="pd-zabbix"):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pd-zabbix",
         description="Queue a Zabbix alert as a PagerDuty (Events API v2) alert.")
     parser.add_argument("routing_key", metavar="KEY",
