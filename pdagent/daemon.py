@@ -75,6 +75,9 @@ def is_pdagentd(pid, uid):
     interpreter running it ("/usr/bin/python3 -s /usr/share/pdagent/bin/pdagentd.py"):
     the first argument that is not an option. `tail -f pdagentd.log`, or an
     editor on the script, are not. pd-queue check asks it of the spool's owner.
+
+    None if that cannot be told: the process exists but /proc hides it from
+    us (mounted with hidepid=, as hardened hosts do for other users' processes).
     """
     try:
         if os.stat(f"/proc/{pid}").st_uid != uid:
@@ -82,7 +85,7 @@ def is_pdagentd(pid, uid):
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             arguments = cmdline.read().split(b"\0")
     except OSError:
-        return False
+        return None if _process_exists(pid) else False
     program = os.path.basename(arguments[0])
     if program in DAEMON_PROGRAMS:
         return True
@@ -90,6 +93,19 @@ def is_pdagentd(pid, uid):
         return False
     script = next((argument for argument in arguments[1:] if not argument.startswith(b"-")), b"")
     return os.path.basename(script) in DAEMON_PROGRAMS
+
+
+def _process_exists(pid):
+    """True if process `pid` exists, whoever's it is (kill 0 asks no permission of /proc)."""
+    if pid <= 0:
+        return False  # kill would name process groups
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def claim_pid_file(path):

@@ -106,6 +106,17 @@ def restart_daemon(agent, env=None, **settings):
     return start_daemon(agent, env)
 
 
+def write_pid_file(agent, pid):
+    """As the daemon writes it: its user's, in its pid directory."""
+    path = os.path.join(agent.pid_dir, "pdagentd.pid")
+    if os.path.lexists(path):
+        os.unlink(path)
+    with open(path, "w") as pid_file:
+        pid_file.write(f"{pid}\n")
+    if os.geteuid() == 0:
+        os.chown(path, agent.uid, agent.gid)
+
+
 def daemon_alive(agent):
     return agent.daemon is not None and agent.daemon.poll() is None
 
