@@ -6,9 +6,10 @@ the daemon also takes.
 
 The daemon's account owns the tree and may plant links anywhere in it, so
 root never writes there as root: `retry` and `discard` run by root first
-become the user that owns the data directory. Readers open nothing through
-a link (event files, error reasons, the state, the pid file), and text from
-the files is shown with its control characters escaped.
+become the user that owns the data directory. Nothing is opened through a
+link or waited on (event files, error reasons, the state, the pid file, the
+queue lock: non-blocking opens, regular files only), and text from the
+files is shown with its control characters escaped.
 
 `check` is a Nagios-style plugin (exit 0 OK, 1 WARNING, 2 CRITICAL,
 3 UNKNOWN; one line, then performance data); `metrics` prints the
