@@ -22,7 +22,13 @@ import uuid
 from pdagent import __version__
 from pdagent.enqueue import SOURCE_HOST_FILE, cached_host_name, names_a_host
 from pdagent.escape import escape_controls
-from pdagent.spool import QUEUE_STATES, Spool, read_small_file, write_file_atomically
+from pdagent.spool import (
+    QUEUE_STATES,
+    Spool,
+    SpoolError,
+    read_small_file,
+    write_file_atomically,
+)
 
 log = logging.getLogger("pdagent.daemon")
 
@@ -35,22 +41,28 @@ class StartError(Exception):
     """Why the daemon cannot start, in one line."""
 
 
-def writable_dirs(main_config):
-    outqueue = main_config.outqueue_dir
-    return ([os.path.join(outqueue, sub) for sub in ("tmp",) + QUEUE_STATES]
-            + [main_config.db_dir, main_config.data_dir, main_config.log_dir, main_config.pid_dir])
-
-
 def check_can_start(main_config):
     if os.geteuid() == 0:
         raise StartError("should not be run as root (run it as the pdagent user)")
-    for directory in writable_dirs(main_config):
+    spool = Spool(main_config.outqueue_dir, main_config.db_dir)
+    try:
+        # A spool made here has the package's modes, so that every user's events are ours to read.
+        spool.create_dirs()
+    except SpoolError as error:
+        raise StartError(str(error)) from None
+    spool_dirs = [os.path.join(spool.outqueue_dir, sub) for sub in ("tmp",) + QUEUE_STATES]
+    for directory in spool_dirs + [main_config.db_dir, main_config.data_dir, main_config.log_dir,
+                                   main_config.pid_dir]:
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as error:
             raise StartError(f"cannot create directory {directory}: {error.strerror}") from None
         if not os.access(directory, os.W_OK | os.X_OK):
             raise StartError(f"directory {directory} is not writable by user "
+                             f"{_user_name()} (uid {os.geteuid()})")
+        # The spool's must be listable too: one root's pd-send made is writable, not readable.
+        if directory in spool_dirs and not os.access(directory, os.R_OK):
+            raise StartError(f"directory {directory} is not readable by user "
                              f"{_user_name()} (uid {os.geteuid()})")
 
 

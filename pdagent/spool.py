@@ -24,7 +24,8 @@ Invariants, which everything else relies on:
   these; `retry` does it once at the end).
 - Enqueueing takes no lock and never reads pdq/: any local user can drop an
   event into a directory they cannot list (mode 3753, group pdagent). A
-  missing spool is created first, as pd-send always did. The
+  missing spool is created first, as pd-send always did, with those modes.
+  An entry pdq/'s owner (the daemon) could not read is refused, never queued. The
   sticky bit means only a file's owner and the daemon (the directory's
   owner) may remove or replace it: no user can take another's event away.
 - Other users may put anything in pdq/, so no name is trusted: only names
@@ -53,6 +54,9 @@ STALE_TMP_SECS = 3600
 _NAME_SUFFIX = ".txt"
 _NAMES_PER_CHUNK = 1000  # small enough to stay in the CPU caches (faster than larger chunks)
 _FILE_TIME_TICK_US = 10_000  # the kernel's clock for file times: a tick, 10 ms at most (HZ=100)
+# How to fix a spool whose pdq/ and tmp/ are not mode 3753 of the daemon's group.
+LAYOUT_HINT = ("pdq/ and tmp/ must belong to the daemon's group, mode 3753: as root, "
+               "`python3 -I -m pdagent.layout` sets them in /var/lib/pdagent")
 
 
 class SpoolError(Exception):
@@ -267,13 +271,28 @@ class Spool:
         return QueueLock(self.db_dir, required, on_failure)
 
     def create_dirs(self):
-        """Create the tree where missing (dev layout and first use; packages create it with its modes)."""
-        for sub in ("tmp",) + QUEUE_STATES:
-            path = os.path.join(self.outqueue_dir, sub)
+        """Create the spool where missing, with the package's modes (layout.SPOOL_DIRS),
+        for whoever creates it first: the daemon at its first start, or pd-send.
+
+        The set-group-ID bit of pdq/ and tmp/ gives every user's entry the
+        creator's group, so that a daemon running as the creator reads them all.
+        Directories that exist are left as they are.
+        """
+        # Imported here only: pd-send seldom creates a spool.
+        from pdagent.layout import SPOOL_DIRS
+        try:
+            os.makedirs(self.outqueue_dir, exist_ok=True)
+        except OSError as error:
+            raise SpoolError(f"cannot create the spool directory {self.outqueue_dir}: {error.strerror}") from None
+        for name, mode in SPOOL_DIRS:
+            path = os.path.join(self.outqueue_dir, name)
             try:
-                os.makedirs(path, exist_ok=True)
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                continue
             except OSError as error:
                 raise SpoolError(f"cannot create the spool directory {path}: {error.strerror}") from None
+            _set_mode_of_new_directory(path, mode)
 
     # -- writing ---------------------------------------------------------
 
@@ -335,15 +354,50 @@ class Spool:
         return now_us if changed_us <= now_us else changed_us + _FILE_TIME_TICK_US
 
     def _create_tmp_file(self, tmp_path):
+        """A new file at `tmp_path` that the daemon will be able to read (else SpoolError)."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
-                return os.open(tmp_path, flags, ENTRY_MODE)
+                fd = os.open(tmp_path, flags, ENTRY_MODE)
             except FileNotFoundError:
                 self.create_dirs()  # tmp/ alone missing (removed by hand)
-                return os.open(tmp_path, flags, ENTRY_MODE)
+                fd = os.open(tmp_path, flags, ENTRY_MODE)
         except OSError as error:
-            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
+            hint = f" ({LAYOUT_HINT})" if error.errno == errno.EACCES else ""
+            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}{hint}") from None
+        try:
+            self._check_daemon_can_read(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp_path)
+            raise
+        return fd
+
+    def _check_daemon_can_read(self, fd):
+        """SpoolError unless the owner of pdq/ (the daemon's account) can read the entry `fd`.
+
+        It can if the entry is its own, or of pdq/'s group where pdq/ is
+        set-group-ID (the package's layout, whose group is the daemon's: tmp/
+        gives the entry that group, and entries are 0640). Anything else, such
+        as root's entry in a spool without that layout, would be accepted here
+        and then be unreadable to the daemon: refused instead. One fstat and
+        one stat, nothing looked up by name.
+        """
+        pdq_dir = os.path.join(self.outqueue_dir, "pdq")
+        entry = os.fstat(fd)
+        try:
+            try:
+                queue = os.stat(pdq_dir)
+            except FileNotFoundError:
+                self.create_dirs()  # pdq/ alone missing (removed by hand)
+                queue = os.stat(pdq_dir)
+        except OSError as error:
+            raise SpoolError(f"cannot look at {pdq_dir}: {error.strerror}") from None
+        if entry.st_uid == queue.st_uid or (entry.st_gid == queue.st_gid and queue.st_mode & stat.S_ISGID):
+            return
+        raise SpoolError(f"{pdq_dir} is not set up for other users: its owner (uid {queue.st_uid}), the "
+                         f"daemon, could not read this event (uid {entry.st_uid}, group {entry.st_gid}); "
+                         f"nothing was queued ({LAYOUT_HINT})")
 
     @staticmethod
     def _link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key):
@@ -559,6 +613,20 @@ class Spool:
                     if not os.path.lexists(self.path("err", reason_name[:-len(".json")])):
                         _unlink_quietly(os.path.join(self.errors_dir, reason_name))
         return removed
+
+
+def _set_mode_of_new_directory(path, mode):
+    """chmod the directory just made at `path` (mkdir drops the set-group-ID bit), through
+    a descriptor: never a link or a directory someone else put there meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise SpoolError(f"cannot set the mode of the spool directory {path}: {error.strerror}") from None
 
 
 def _unlink_quietly(path):

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from harness import (  # noqa: F401  (ensure_user, Tinyproxy, closed_port: for the test modules)
     OTHER_USER,
+    ROOT,
     Tinyproxy,
     as_user,
     closed_port,
@@ -320,6 +321,28 @@ def unverified_control(standin):
     import ssl
     standin._tls_context = ssl._create_unverified_context()
     return standin
+
+
+# -- the layouts a spool may have ----------------------------------------------------------
+
+def make_system_root(root):
+    """root/{var/lib,var/log,var/run} as root has them, and the sources of layout.COPIES in
+    root/usr/share: what `python3 -I -m pdagent.layout --root ROOT` needs."""
+    import shutil
+
+    from pdagent import layout
+    for system_dir in ("var/lib", "var/log", "var/run"):
+        os.makedirs(os.path.join(root, system_dir), mode=0o755)
+    for copy in layout.COPIES:
+        source = os.path.join(root, copy.source.lstrip("/"))
+        os.makedirs(os.path.dirname(source), mode=0o755, exist_ok=True)
+        shutil.copy(os.path.join(ROOT, "packaging", os.path.basename(source)), source)
+
+
+def lay_out(root, user):
+    """The layout module as the package scripts run it (-I, from /), under `root`."""
+    return subprocess.run([sys.executable, "-I", "-m", "pdagent.layout", "--root", str(root), "--user", user],
+                          cwd="/", capture_output=True, text=True, timeout=30, check=False)
 
 
 # -- a small filesystem for the spool ---------------------------------------------------------
