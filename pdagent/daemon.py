@@ -21,7 +21,7 @@ import uuid
 from pdagent import __version__
 from pdagent.escape import escape_controls
 from pdagent.hostname import cache_host_name, cached_host_name, look_up_host_name
-from pdagent.spool.files import read_small_file, write_file_atomically
+from pdagent.spool.files import SpoolError, read_small_file, write_file_atomically
 from pdagent.spool.names import QUEUE_FOLDERS
 from pdagent.spool.queue import Spool
 
@@ -36,22 +36,28 @@ class StartError(Exception):
     """Why the daemon cannot start, in one line."""
 
 
-def writable_dirs(main_config):
-    outqueue = main_config.outqueue_dir
-    return ([os.path.join(outqueue, sub) for sub in ("tmp",) + QUEUE_FOLDERS]
-            + [main_config.db_dir, main_config.data_dir, main_config.log_dir, main_config.pid_dir])
-
-
 def check_can_start(main_config):
     if os.geteuid() == 0:
         raise StartError("should not be run as root (run it as the pdagent user)")
-    for directory in writable_dirs(main_config):
+    spool = Spool(main_config.outqueue_dir, main_config.db_dir)
+    try:
+        # A spool made here has the package's modes, so that every user's events are ours to read.
+        spool.create_dirs()
+    except SpoolError as error:
+        raise StartError(str(error)) from None
+    spool_dirs = [spool.folder(folder) for folder in ("tmp",) + QUEUE_FOLDERS]
+    for directory in spool_dirs + [main_config.db_dir, main_config.data_dir, main_config.log_dir,
+                                   main_config.pid_dir]:
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as error:
             raise StartError(f"cannot create directory {directory}: {error.strerror}") from None
         if not os.access(directory, os.W_OK | os.X_OK):
             raise StartError(f"directory {directory} is not writable by user "
+                             f"{_user_name()} (uid {os.geteuid()})")
+        # The spool's must be listable too: one root's pd-send made is writable, not readable.
+        if directory in spool_dirs and not os.access(directory, os.R_OK):
+            raise StartError(f"directory {directory} is not readable by user "
                              f"{_user_name()} (uid {os.geteuid()})")
 
 
@@ -76,6 +82,9 @@ def is_pdagentd(pid, uid):
     interpreter running it ("/usr/bin/python3 -s /usr/share/pdagent/bin/pdagentd.py"):
     the first argument that is not an option. `tail -f pdagentd.log`, or an
     editor on the script, are not. pd-queue check asks it of the spool's owner.
+
+    None if that cannot be told: the process exists but /proc hides it from
+    us (mounted with hidepid=, as hardened hosts do for other users' processes).
     """
     try:
         if os.stat(f"/proc/{pid}").st_uid != uid:
@@ -83,7 +92,7 @@ def is_pdagentd(pid, uid):
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             arguments = cmdline.read().split(b"\0")
     except OSError:
-        return False
+        return None if _process_exists(pid) else False
     program = os.path.basename(arguments[0])
     if program in DAEMON_PROGRAMS:
         return True
@@ -91,6 +100,19 @@ def is_pdagentd(pid, uid):
         return False
     script = next((argument for argument in arguments[1:] if not argument.startswith(b"-")), b"")
     return os.path.basename(script) in DAEMON_PROGRAMS
+
+
+def _process_exists(pid):
+    """True if process `pid` exists, whoever's it is (kill 0 asks no permission of /proc)."""
+    if pid <= 0:
+        return False  # kill would name process groups
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def claim_pid_file(path):

@@ -39,18 +39,19 @@ SYSTEM_DIRS = ("/var/lib", "/var/log", "/var/run")
 
 Directory = collections.namedtuple("Directory", "path mode owner")
 
+# The spool's directories in outqueue/ and their modes; also how the daemon, pd-send
+# and the library make a missing spool (spool.Spool.create_dirs). pdq/ and tmp/:
+# any user may drop an event in, nobody else may list them (group pdagent by the
+# set-group-ID bit, so the daemon reads every user's entry), and the sticky bit
+# lets no one but a file's owner and the daemon delete or replace an entry.
+SPOOL_DIRS = (("tmp", 0o3753), ("pdq", 0o3753), ("suc", 0o2750), ("err", 0o2750))
+
 # Parents before children. The daemon's account owns only what it writes in:
-# outqueue/ itself is root's, so that account cannot swap tmp/ or pdq/ for
-# links. pdq/ and tmp/: any user may drop an event in, nobody else may list
-# them (group pdagent by the set-group-ID bit), and the sticky bit lets no one
-# but a file's owner and the daemon delete or replace an entry.
+# outqueue/ itself is root's, so that account cannot swap tmp/ or pdq/ for links.
 DIRECTORIES = (
     Directory("/var/lib/pdagent", 0o755, DAEMON_USER),  # agent_id.txt, fqdn.txt
     Directory("/var/lib/pdagent/outqueue", 0o755, "root"),
-    Directory("/var/lib/pdagent/outqueue/tmp", 0o3753, DAEMON_USER),
-    Directory("/var/lib/pdagent/outqueue/pdq", 0o3753, DAEMON_USER),
-    Directory("/var/lib/pdagent/outqueue/suc", 0o2750, DAEMON_USER),
-    Directory("/var/lib/pdagent/outqueue/err", 0o2750, DAEMON_USER),
+    *(Directory(f"/var/lib/pdagent/outqueue/{name}", mode, DAEMON_USER) for name, mode in SPOOL_DIRS),
     Directory("/var/lib/pdagent/db", 0o750, DAEMON_USER),
     Directory("/var/lib/pdagent/scripts", 0o755, "root"),  # COPIES, root's like their sources
     Directory("/var/log/pdagent", 0o750, DAEMON_USER),

@@ -180,17 +180,19 @@ def _read(path):
 class Agent:
     """A data/log/pid layout like the installed one, and the three commands run against it."""
 
-    def __init__(self, base, user, api_url, **settings):
+    def __init__(self, base, user, api_url, dirs=None, **settings):
+        """`dirs`: (data, log, pid) directories the caller has laid out (or left to the
+        daemon to make); by default they are made in `base` as the package lays them out."""
         self.base = base
         self.uid, self.gid = user
-        self.data_dir = os.path.join(base, "data")
+        self.data_dir, self.log_dir, self.pid_dir = dirs or [os.path.join(base, name)
+                                                             for name in ("data", "log", "run")]
         self.outqueue = os.path.join(self.data_dir, "outqueue")
-        self.log_dir = os.path.join(base, "log")
-        self.pid_dir = os.path.join(base, "run")
         self.config_path = os.path.join(base, "pdagent.conf")
         self.daemon = None
         self.daemon_output = os.path.join(base, "daemon.out")
-        self._make_layout()
+        if dirs is None:
+            self._make_layout()
         self.configure(events_api_url=api_url, **settings)
 
     def _make_layout(self):

@@ -167,6 +167,17 @@ def restart_daemon(agent, env=None, **settings):
     return start_daemon(agent, env)
 
 
+def write_pid_file(agent, pid):
+    """As the daemon writes it: its user's, in its pid directory."""
+    path = os.path.join(agent.pid_dir, "pdagentd.pid")
+    if os.path.lexists(path):
+        os.unlink(path)
+    with open(path, "w") as pid_file:
+        pid_file.write(f"{pid}\n")
+    if os.geteuid() == 0:
+        os.chown(path, agent.uid, agent.gid)
+
+
 def daemon_alive(agent):
     return agent.daemon is not None and agent.daemon.poll() is None
 
@@ -382,6 +393,28 @@ def unverified_control(standin):
     import ssl
     standin._tls_context = ssl._create_unverified_context()
     return standin
+
+
+# -- the layouts a spool may have ----------------------------------------------------------
+
+def make_system_root(root):
+    """root/{var/lib,var/log,var/run} as root has them, and the sources of layout.COPIES in
+    root/usr/share: what `python3 -I -m pdagent.layout --root ROOT` needs."""
+    import shutil
+
+    from pdagent import layout
+    for system_dir in ("var/lib", "var/log", "var/run"):
+        os.makedirs(os.path.join(root, system_dir), mode=0o755)
+    for copy in layout.COPIES:
+        source = os.path.join(root, copy.source.lstrip("/"))
+        os.makedirs(os.path.dirname(source), mode=0o755, exist_ok=True)
+        shutil.copy(os.path.join(ROOT, "packaging", os.path.basename(source)), source)
+
+
+def lay_out(root, user):
+    """The layout module as the package scripts run it (-I, from /), under `root`."""
+    return subprocess.run([sys.executable, "-I", "-m", "pdagent.layout", "--root", str(root), "--user", user],
+                          cwd="/", capture_output=True, text=True, timeout=30, check=False)
 
 
 # -- a small filesystem for the spool ---------------------------------------------------------

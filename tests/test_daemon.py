@@ -9,6 +9,7 @@ SIGTERM in time, legacy v1 entries delivered as v2, state across restarts.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -344,6 +345,18 @@ def test_names_a_directory_it_cannot_write(agent):
                             env=agent.env(), capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode != 0
     assert f"directory {success_dir} is not writable" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to queue as root")
+def test_names_a_spool_directory_it_cannot_list(agent):
+    """A spool root's pd-send made (nothing there yet): root's, so it is refused at start, named."""
+    shutil.rmtree(agent.outqueue)
+    sent = agent.send("-k", ROUTING_KEY, "-t", "trigger", "-d", "first on this host")
+    assert sent.returncode == 0, sent.stderr
+    result = subprocess.run(as_user(agent.uid, agent.gid, command("pdagentd") + ["-f"]),
+                            env=agent.env(), capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode != 0
+    assert f"directory {agent.path('tmp').rstrip('/')} is not readable by user" in result.stderr
 
 
 # -- the spool the original agent left -----------------------------------------------------------

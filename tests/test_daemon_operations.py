@@ -218,7 +218,7 @@ def test_the_library_queues_into_a_spool_that_does_not_exist_yet(offline_agent, 
         assert [name.split("_", 1)[1] for name in os.listdir(pdq)] == [f"{KEY}.txt"]
     else:
         assert result.stdout.strip() == ("SpoolError: cannot create the spool directory "
-                                         f"{fresh}/data/outqueue/tmp: Permission denied")
+                                         f"{fresh}/data/outqueue: Permission denied")
 
 
 # -- the log ---------------------------------------------------------------------------------

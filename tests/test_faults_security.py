@@ -17,7 +17,7 @@ import tempfile
 
 import helpers
 import pytest
-from helpers import StandIn, command, routing_key, wait_for
+from helpers import StandIn, assert_usage_error, command, routing_key, wait_for
 
 KEY = routing_key(1000)
 
@@ -172,6 +172,48 @@ def test_daemon_refuses_root(agent, foreground):
     assert len(lines) == 1 and "should not be run as root" in lines[0], result.stderr
     assert agent.pid() is None and not os.listdir(agent.pid_dir)
     assert agent.names("pdq") == []
+
+
+def test_fifos_the_daemons_account_plants_never_block_root(agent, standin):
+    """FIFOs put by the daemon's account at every file of its tree root's commands open (the
+    queue lock, the state, a rejection's reason, the pid file, agent_id.txt, fqdn.txt): root's
+    pd-queue and pd-send never wait on one. retry and discard refuse the lock in one line and
+    move nothing; the rest read on as if the file were not there, and delivery goes on."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    standin.set_faults([{"match": {"dedup_key": "refused"}, "status": 400, "times": -1}])
+    helpers.start_daemon(agent)
+    refused = helpers.send(agent, KEY, "refused")
+    wait_for(lambda: helpers.where(agent, refused) == "err", message="a rejected event in err/")
+    db = os.path.join(agent.data_dir, "db")
+    planted = [os.path.join(db, "queue.lock"), os.path.join(db, "state.json"),
+               os.path.join(db, "errors", refused + ".json"), os.path.join(agent.pid_dir, "pdagentd.pid"),
+               os.path.join(agent.data_dir, "agent_id.txt"), os.path.join(agent.data_dir, "fqdn.txt")]
+    pid = agent.pid()
+    script = " && ".join(f"rm -f {path} && mkfifo -m 0644 {path}" for path in planted)
+    subprocess.run(helpers.as_user(agent.uid, agent.gid, ["sh", "-c", script]), check=True)
+    try:
+        for verb in ("retry", "discard"):
+            for scope in (["-a"], ["-k", KEY]):
+                line = assert_usage_error(agent.queue(verb, *scope, timeout=20), "pd-queue",
+                                          f"cannot open the queue lock {planted[0]}")
+                assert line.endswith(": not a regular file"), line
+        assert helpers.where(agent, refused) == "err"
+        for argv in (["status"], ["status", "--json"], ["list", "--state", "error"], ["metrics"]):
+            result = agent.queue(*argv, timeout=20)
+            assert (result.returncode, result.stderr) == (0, ""), (argv, result.stderr)
+        assert "no reason recorded" in agent.queue("list", "--state", "error", timeout=20).stdout
+        check = agent.queue("check", timeout=20)
+        assert check.returncode == 2 and "pid file" in check.stdout and "not a pid file" in check.stdout
+        # pd-send (root's) and the running daemon, which moves events without the lock it cannot take.
+        delivered = helpers.send(agent, KEY, "delivered")
+        wait_for(lambda: helpers.where(agent, delivered) == "suc", message="delivery with the lock a FIFO")
+        assert all(stat.S_ISFIFO(os.lstat(path).st_mode) for path in (planted[0], planted[2], planted[3]))
+    finally:  # the harness (and python-daemon, at stop) read the pid file as a file
+        for path in planted:
+            os.unlink(path)
+        helpers.write_pid_file(agent, pid)
+        helpers.stop_daemon(agent)
 
 
 # -- TLS verification cannot be switched off ------------------------------------------------------

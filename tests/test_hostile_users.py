@@ -11,7 +11,10 @@ own user; in every case delivery of the other keys goes on:
   unsent and never holds up the key in its name;
 - the sticky spool: nobody removes, renames or replaces another user's event;
 - control characters in keys, dedup keys and summaries never reach the log or
-  pd-queue's output raw.
+  pd-queue's output raw;
+- on every layout the README supports, and on one an older daemon made, what
+  pd-send accepts from root, another user or the daemon's user is delivered;
+  what the daemon could not read is refused in one line, nothing left behind.
 """
 
 import json
@@ -237,3 +240,62 @@ def test_escaped_text_is_printable_and_printable_text_is_kept(text):
     # Nothing is lost: the escapes read back as the original (backslashes aside).
     if "\\" not in text:
         assert escaped.encode("ascii", "backslashreplace").decode("unicode_escape") == text
+
+
+# -- every event pd-send accepts can be read by the daemon, whatever the layout -----------------
+
+def spool_layout(kind, base, daemon_user):
+    """(data, log, pid) directories as each supported way of installing leaves them, or None for
+    the harness's (the package's, and `make try`'s: scripts/demo.py runs the same harness)."""
+    if kind == "package":
+        return None
+    if kind == "pip + pdagent.layout":
+        root = os.path.join(base, "root")
+        helpers.make_system_root(root)
+        import pwd
+        result = helpers.lay_out(root, pwd.getpwuid(daemon_user[0]).pw_name)
+        assert result.returncode == 0, result.stderr
+        return [os.path.join(root, path) for path in ("var/lib/pdagent", "var/log/pdagent", "var/run/pdagent")]
+    home = os.path.join(base, "home")  # the daemon's account's, where it makes what is missing
+    os.mkdir(home)
+    os.chown(home, *daemon_user)
+    dirs = [os.path.join(home, name) for name in ("data", "log", "run")]
+    if kind == "made by an older daemon":  # its umask's modes, no set-group-ID group
+        script = "umask 022 && mkdir -p " + " ".join(
+            [os.path.join(dirs[0], "outqueue", sub) for sub in helpers.STATES] + dirs[1:])
+        subprocess.run(helpers.as_user(*daemon_user, ["sh", "-c", script]), check=True)
+    return dirs
+
+
+@pytest.mark.parametrize("kind", ["package", "pip + pdagent.layout", "made by the daemon",
+                                  "made by an older daemon"])
+def test_every_event_pd_send_accepts_is_delivered(agent_home, daemon_user, standin, kind):
+    """pd-send as root and as another user: the daemon delivers what it accepted, or it refuses
+    in one line saying how to fix the spool, and leaves nothing in pdq/ or tmp/."""
+    from helpers import Agent
+    agent = Agent(agent_home, daemon_user, standin.url, dirs=spool_layout(kind, agent_home, daemon_user))
+    refusals = []
+    try:
+        helpers.start_daemon(agent)
+        for number, user in enumerate([None, helpers.ensure_user(helpers.SECOND_USER), daemon_user]):
+            dedup_key = f"{kind}-{number}"
+            result = agent.send("-k", VICTIM, "-t", "trigger", "-i", dedup_key, "-d", "disk full", user=user)
+            if result.returncode == 0:
+                wait_for(lambda key=dedup_key: key in helpers.dedup_keys_received(standin), timeout=15,
+                         message=f"{dedup_key}, accepted by pd-send, to be delivered")
+            else:
+                refusals.append(number)
+                assert result.returncode == 2 and result.stdout == "", result.stdout
+                line = result.stderr.splitlines()[-1]
+                assert line.startswith("pd-send: error: ") and "python3 -I -m pdagent.layout" in line, line
+                assert os.listdir(agent.path("pdq")) == [] and os.listdir(agent.path("tmp")) == []
+        assert os.listdir(agent.path("err")) == []
+    finally:
+        helpers.stop_daemon(agent)
+    # The daemon's account can always queue; where the spool lets other users queue, their
+    # events are the daemon's group's, so it reads them all.
+    assert refusals == ([0, 1] if kind == "made by an older daemon" else [])
+    if kind == "made by the daemon":
+        for sub, mode in (("tmp", 0o3753), ("pdq", 0o3753), ("suc", 0o2750), ("err", 0o2750)):
+            info = os.stat(agent.path(sub))
+            assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (mode, *daemon_user), sub

@@ -34,7 +34,7 @@ parser = pytest.importorskip("prometheus_client.parser")
 KEY_OK, KEY_SLOW, KEY_BAD = routing_key(1), routing_key(2), routing_key(3)
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-TYPES = {"pdagent_daemon_up": "gauge", "pdagent_spool_events": "gauge",
+TYPES = {"pdagent_daemon_up": "gauge", "pdagent_daemon_up_known": "gauge", "pdagent_spool_events": "gauge",
          "pdagent_oldest_pending_age_seconds": "gauge", "pdagent_key_backed_off": "gauge",
          "pdagent_key_backoff_remaining_seconds": "gauge", "pdagent_events_delivered_total": "counter",
          "pdagent_events_failed_total": "counter", "pdagent_counters_saved_age_seconds": "gauge"}
@@ -105,7 +105,7 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
         return samples if done else None
     samples = wait_for(settled, timeout=20, message="the daemon to deliver, reject and back off")
 
-    assert samples["pdagent_daemon_up"] == {(): 1}
+    assert samples["pdagent_daemon_up"] == {(): 1} and samples["pdagent_daemon_up_known"] == {(): 1}
     assert events(samples, KEY_OK) == {"pending": 0, "success": 2, "error": 0}
     assert events(samples, KEY_BAD) == {"pending": 0, "success": 0, "error": 1}
     assert events(samples, KEY_SLOW) == {"pending": 1, "success": 0, "error": 0}
@@ -120,7 +120,7 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
 
     stop_daemon(agent)
     down = metrics(agent)
-    assert down["pdagent_daemon_up"] == {(): 0}
+    assert down["pdagent_daemon_up"] == {(): 0} and down["pdagent_daemon_up_known"] == {(): 1}
     assert down["pdagent_events_delivered_total"] == {(): 2} and down["pdagent_events_failed_total"] == {(): 1}
     assert events(down, KEY_SLOW) == {"pending": 1, "success": 0, "error": 0}
 

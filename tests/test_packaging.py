@@ -28,7 +28,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import OTHER_USER, as_user, ensure_daemon_user, ensure_user, wait_for
+from helpers import (
+    OTHER_USER,
+    as_user,
+    ensure_daemon_user,
+    ensure_user,
+    lay_out,
+    make_system_root,
+    wait_for,
+)
 
 from pdagent import layout
 
@@ -704,12 +712,6 @@ def test_init_script_status_as_a_user_who_cannot_read_the_pid_dir(users_dir):
 
 # -- pdagent/layout.py for real: links planted by the daemon's user -------------------------------
 
-def lay_out(root, user):
-    """The module as the package scripts run it (-I, from /), under `root`."""
-    return run([sys.executable, "-I", "-m", "pdagent.layout", "--root", str(root), "--user", user],
-               cwd="/", timeout=30)
-
-
 def as_daemon_user(daemon, script):
     result = run(as_user(*daemon, ["sh", "-c", script]), cwd="/")
     assert result.returncode == 0, result.stderr
@@ -740,12 +742,7 @@ def system_root(users_dir):
     """base/root/{var/lib,var/log,var/run} as root has them, the copies' sources in
     base/root/usr/share, and root's secrets beside it in base."""
     base = users_dir
-    for system_dir in ("var/lib", "var/log", "var/run"):
-        (base / "root" / system_dir).mkdir(mode=0o755, parents=True)
-    for copy in layout.COPIES:
-        source = base / "root" / copy.source.lstrip("/")
-        source.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        shutil.copy(PACKAGING / source.name, source)
+    make_system_root(base / "root")
     (base / "secret-dir").mkdir(mode=0o700)
     (base / "secret").write_text("root only\n")
     (base / "secret").chmod(0o600)

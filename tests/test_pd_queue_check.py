@@ -27,6 +27,7 @@ from helpers import (
     start_daemon,
     stop_daemon,
     wait_for,
+    write_pid_file,
     write_saved_state,
 )
 
@@ -188,9 +189,7 @@ def test_a_user_outside_the_daemons_group_is_told_how_to_get_access(agent, stand
     assert text == (f"PDAGENT UNKNOWN - cannot list {agent.outqueue}/pdq: Permission denied (add {name} "
                     f"to the group {group} that may read the spool: adduser {name} {group})")
 
-    in_group = ["setpriv", f"--reuid={other_user[0]}", f"--regid={other_user[1]}", f"--groups={agent.gid}", "--"]
-    result = subprocess.run(in_group + command("pd-queue") + ["check"], capture_output=True, text=True,
-                            env=agent.env(), check=False)
+    result = as_group_member(agent, other_user, "check")
     assert (result.returncode, result.stderr) == (0, ""), result.stdout
     assert result.stdout.startswith(f"PDAGENT OK - pdagentd running (pid {pid}); 0 pending; 0 in error | ")
 
@@ -206,6 +205,72 @@ def test_the_counters_say_how_long_ago_they_were_saved(offline_agent):
     os.rename(path, path + ".real")
     os.symlink(path + ".real", path)  # not the daemon's file: no age read through a link
     assert check(offline_agent)[2]["counters_saved_age"][0] is None
+
+
+def test_a_daemon_the_user_cannot_see_is_unknown_not_down(agent, standin, other_user):
+    """A monitoring user in the daemon's group who may not read the pid file, or from whom
+    /proc hides the daemon (hidepid), gets UNKNOWN with the reason, and the queue's state
+    and performance data; metrics leave out pdagent_daemon_up and say it is not known."""
+    import pwd
+    pid = start_daemon(agent)
+    send(agent, KEY_OK, "ok-1")
+    wait_for(lambda: standin.bodies(KEY_OK), message="the event")
+    pid_file = os.path.join(agent.pid_dir, "pdagentd.pid")
+    name = pwd.getpwuid(other_user[0]).pw_name
+    os.chmod(pid_file, 0o600)  # the daemon's account may make its pid file private
+
+    result = as_group_member(agent, other_user, "check")
+    text, _, perfdata = result.stdout.partition(" | ")
+    assert (result.returncode, result.stderr) == (3, ""), result.stdout
+    assert text == (f"PDAGENT UNKNOWN - cannot tell whether pdagentd is running: pid file {pid_file}: "
+                    f"cannot open: Permission denied (add {name} to the group {agent_group(agent)} that may "
+                    "read the spool: adduser {name} {group}); 0 pending; 0 in error"
+                    .format(name=name, group=agent_group(agent)))
+    assert perfdata.startswith("pending=0;;;0 oldest_pending_age=0s;300;900;0 ")
+    result = as_group_member(agent, other_user, "metrics")
+    assert (result.returncode, daemon_samples(result)) == (0, ["pdagent_daemon_up_known 0"])
+    assert result.stderr == (f"pd-queue: cannot tell whether pdagentd is running: pid file {pid_file}: "
+                             "cannot open: Permission denied\n")
+
+    os.chmod(pid_file, 0o640)
+    hidden = as_group_member(agent, other_user, "check", hide_processes=True)
+    assert hidden.returncode == 3, hidden.stdout
+    assert hidden.stdout.startswith(f"PDAGENT UNKNOWN - cannot tell whether pdagentd is running: pid {pid} in "
+                                    f"{pid_file} is a process /proc does not show {name}; 0 pending; 0 in error | ")
+    result = as_group_member(agent, other_user, "metrics", hide_processes=True)
+    assert (result.returncode, daemon_samples(result)) == (0, ["pdagent_daemon_up_known 0"])
+
+    # What can be seen still counts: with the pid file readable, the same user sees it run,
+    # and a stopped daemon is CRITICAL even where /proc hides other users' processes.
+    assert as_group_member(agent, other_user, "check").returncode == 0
+    stop_daemon(agent)
+    stopped = as_group_member(agent, other_user, "check", hide_processes=True)
+    assert stopped.returncode == 2, stopped.stdout
+    assert stopped.stdout.startswith(f"PDAGENT CRITICAL - pdagentd is not running: no {pid_file}; ")
+    result = as_group_member(agent, other_user, "metrics")
+    assert daemon_samples(result) == ["pdagent_daemon_up 0", "pdagent_daemon_up_known 1"]
+
+
+def as_group_member(agent, user, *argv, hide_processes=False):
+    """pd-queue as `user` in the daemon's group (as `adduser` makes a monitoring user); with
+    `hide_processes`, in a mount namespace whose /proc shows other users' processes to nobody
+    (hidepid=invisible, as hardened hosts mount it)."""
+    in_group = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", f"--groups={agent.gid}", "--"]
+    argv = in_group + command("pd-queue") + list(argv)
+    if hide_processes:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t proc -o hidepid=invisible proc /proc && exec "$@"', "sh"] + argv
+    return subprocess.run(argv, capture_output=True, text=True, env=agent.env(), timeout=30, check=False)
+
+
+def daemon_samples(result):
+    """The samples of pdagent_daemon_up and pdagent_daemon_up_known in `pd-queue metrics`' output."""
+    return [line for line in result.stdout.splitlines() if line.startswith("pdagent_daemon_up")]
+
+
+def agent_group(agent):
+    import grp
+    return grp.getgrgid(agent.gid).gr_name
 
 
 @pytest.mark.parametrize("args", [["--warning-age", "soon"], ["--critical-age", "-1"], ["--bogus"]])
@@ -229,17 +294,6 @@ def agent_user_name(agent):
 def read_bytes(path):
     with open(path, "rb") as source:
         return source.read()
-
-
-def write_pid_file(agent, pid):
-    """As the daemon writes it: its user's, in its pid directory."""
-    path = os.path.join(agent.pid_dir, "pdagentd.pid")
-    if os.path.lexists(path):
-        os.unlink(path)
-    with open(path, "w") as pid_file:
-        pid_file.write(f"{pid}\n")
-    if os.geteuid() == 0:
-        os.chown(path, agent.uid, agent.gid)
 
 
 def test_a_delivery_shows_in_the_counters_within_a_second(agent, standin):

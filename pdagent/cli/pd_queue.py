@@ -6,9 +6,10 @@ the daemon also takes.
 
 The daemon's account owns the tree and may plant links anywhere in it, so
 root never writes there as root: `retry` and `discard` run by root first
-become the user that owns the data directory. Readers open nothing through
-a link (event files, error reasons, the state, the pid file), and text from
-the files is shown with its control characters escaped.
+become the user that owns the data directory. Nothing is opened through a
+link or waited on (event files, error reasons, the state, the pid file, the
+queue lock: non-blocking opens, regular files only), and text from the
+files is shown with its control characters escaped.
 
 `check` is a Nagios-style plugin (exit 0 OK, 1 WARNING, 2 CRITICAL,
 3 UNKNOWN; one line, then performance data); `metrics` prints the
@@ -16,6 +17,7 @@ Prometheus text format for node_exporter's textfile collector.
 """
 
 import argparse
+import collections
 import errno
 import json
 import os
@@ -41,6 +43,7 @@ OK, WARNING, CRITICAL, UNKNOWN = range(len(CHECK_STATES))
 DEFAULT_WARNING_AGE_SECS = 300
 DEFAULT_CRITICAL_AGE_SECS = 900
 DEFAULT_ERROR_WARNING = 1
+MAX_PID_FILE_BYTES = 64
 
 
 def _count(text):
@@ -224,28 +227,48 @@ def list_lines(spool, state, routing_key=None):
 
 # -- is the daemon running? -------------------------------------------------------------------
 
-def daemon_process(locations):
-    """(pid, None) if the pid file names a running pdagentd of the data directory's owner,
-    else (None, why not). SpoolError if the pid file cannot be looked at, so that
-    whether the daemon runs cannot be told."""
+# What `daemon_status` found: `running` is True (then `pid` is the daemon's), False
+# (`reason` says why it is not running) or None: it cannot be told (`reason` says why).
+DaemonStatus = collections.namedtuple("DaemonStatus", "running pid reason")
+
+
+def daemon_status(locations):
+    """Whether the pid file names a running pdagentd of the data directory's owner.
+
+    What is at the pid file's name is looked at first (lstat needs no permission
+    on the file): a regular file of a pid's size that this user cannot read, or
+    a live process /proc hides from this user, is a daemon that cannot be seen,
+    not one that is down.
+    """
     from pdagent.daemon import is_pdagentd
     pid_file = locations.pid_file
-    pid_dir = os.path.dirname(pid_file)
-    if os.path.isdir(pid_dir) and not os.access(pid_dir, os.X_OK):
-        raise SpoolError(f"cannot read {pid_file}: {os.strerror(errno.EACCES)}")
     try:
-        owner_uid = os.stat(locations.data_dir).st_uid
-        text = read_regular_file(pid_file, 64)
-    except FileNotFoundError as error:
-        return None, f"no {error.filename}"
+        info = os.lstat(pid_file)
+    except FileNotFoundError:
+        return DaemonStatus(False, None, f"no {pid_file}")
+    except OSError as error:
+        return DaemonStatus(None, None, f"pid file {pid_file}: {error.strerror}")
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PID_FILE_BYTES:
+        what = "a symbolic link; not followed" if stat.S_ISLNK(info.st_mode) else "not a pid file"
+        return DaemonStatus(False, None, f"pid file {pid_file}: {what}")
+    try:
+        text = read_regular_file(pid_file, MAX_PID_FILE_BYTES)
+    except FileNotFoundError:
+        return DaemonStatus(False, None, f"no {pid_file}")  # removed by a daemon that just stopped
     except SpoolError as error:
-        return None, f"pid file {pid_file}: {error}"
+        return DaemonStatus(None, None, f"pid file {pid_file}: {error}")
     pid = text.decode("ascii", "replace").strip()
     if not is_ascii_digits(pid):
-        return None, f"no pid in {pid_file}"
-    if not is_pdagentd(int(pid), owner_uid):
-        return None, f"pid {int(pid)} in {pid_file} is not a pdagentd of {_user_name(owner_uid)}"
-    return int(pid), None
+        return DaemonStatus(False, None, f"no pid in {pid_file}")
+    pid = int(pid)
+    owner_uid = os.stat(locations.data_dir).st_uid
+    running = is_pdagentd(pid, owner_uid)
+    if running is None:
+        return DaemonStatus(None, None, f"pid {pid} in {pid_file} is a process /proc does not show "
+                                        f"{_user_name(os.geteuid())}")
+    if not running:
+        return DaemonStatus(False, None, f"pid {pid} in {pid_file} is not a pdagentd of {_user_name(owner_uid)}")
+    return DaemonStatus(True, pid, None)
 
 
 def _user_name(uid):
@@ -271,8 +294,12 @@ def access_hint(error, locations):
 
 # -- check: a monitoring plugin -----------------------------------------------------------------
 
-def check_result(queue, pid, not_running, now, warning_age, critical_age, error_warning):
-    """(exit code, the plugin's one line) from what `read_queue` and `daemon_process` found."""
+def check_result(queue, daemon, now, warning_age, critical_age, error_warning):
+    """(exit code, the plugin's one line) from what `read_queue` and `daemon_status` found.
+
+    A daemon that cannot be seen is UNKNOWN, not CRITICAL: only a queue that is
+    critical by itself (its oldest event too old) makes that CRITICAL.
+    """
     counts = queue["counts"].values()
     pending = sum(per_key["pdq"] for per_key in counts)
     errors = sum(per_key["err"] for per_key in counts)
@@ -280,11 +307,12 @@ def check_result(queue, pid, not_running, now, warning_age, critical_age, error_
     age = 0 if oldest is None else int(_age_secs(oldest, now))
     backed_off = sum(_backed_off(queue["state"], key, now) for key in queue["counts"])
 
-    code = OK
-    if pid is None:
-        code, daemon = CRITICAL, f"pdagentd is not running: {not_running}"
+    if daemon.running:
+        code, daemon_text = OK, f"pdagentd running (pid {daemon.pid})"
+    elif daemon.running is None:
+        code, daemon_text = UNKNOWN, f"cannot tell whether pdagentd is running: {daemon.reason}"
     else:
-        daemon = f"pdagentd running (pid {pid})"
+        code, daemon_text = CRITICAL, f"pdagentd is not running: {daemon.reason}"
     pending_text = f"{pending} pending"
     if oldest is not None:
         pending_text += f", the oldest {age} s old"
@@ -295,7 +323,7 @@ def check_result(queue, pid, not_running, now, warning_age, critical_age, error_
     error_text = f"{errors} in error"
     if error_warning and errors >= error_warning:
         code, error_text = max(code, WARNING), error_text + " (pd-queue list --state error)"
-    parts = [daemon, pending_text, error_text]
+    parts = [daemon_text, pending_text, error_text]
     if backed_off:
         parts.append(f"{backed_off} key(s) backed off")
     counters = queue["state"]["counters"]
@@ -316,14 +344,15 @@ def run_check(args):
         locations = load_locations()
         spool = Spool(locations.outqueue_dir, locations.db_dir)
         queue = read_queue(spool, locations.db_dir)
-        pid, not_running = daemon_process(locations)
+        daemon = daemon_status(locations)
     except (ConfigError, SpoolError, OSError) as error:
         reason = _one_line(error if not isinstance(error, OSError) else
                            f"{error.filename or 'spool'}: {error.strerror}")
         print(f"PDAGENT UNKNOWN - {reason}{access_hint(error, locations) if locations else ''}")
         return UNKNOWN
-    code, line = check_result(queue, pid, not_running, now, args.warning_age, args.critical_age,
-                              args.error_warning)
+    if daemon.running is None:
+        daemon = daemon._replace(reason=_one_line(daemon.reason) + access_hint(daemon.reason, locations))
+    code, line = check_result(queue, daemon, now, args.warning_age, args.critical_age, args.error_warning)
     print(line)
     return code
 
@@ -347,14 +376,24 @@ def key_labels(routing_key):
 
 
 def metrics_text(queue, daemon_up, now):
-    """The exposition: HELP and TYPE for every metric, then its samples."""
+    """The exposition: HELP and TYPE for every metric, then its samples.
+
+    `daemon_up` None (whether pdagentd runs cannot be told) leaves out the
+    sample of pdagent_daemon_up, and pdagent_daemon_up_known says so.
+    """
     state, counts = queue["state"], queue["counts"]
     labels = {key: key_labels(key) for key in counts.keys() | state["keys"].keys()}
     keys = sorted(labels, key=labels.get)
     oldest = min(queue["oldest"].values(), default=None)
     metrics = [
-        ("pdagent_daemon_up", "gauge", "1 if pdagentd is running (its pid file names a live pdagentd), else 0.",
-         [("", int(daemon_up))]),
+        ("pdagent_daemon_up", "gauge",
+         ("1 if pdagentd is running (its pid file names a live pdagentd), else 0; left out when that "
+          "cannot be told (see pdagent_daemon_up_known)."),
+         [] if daemon_up is None else [("", int(daemon_up))]),
+        ("pdagent_daemon_up_known", "gauge",
+         ("1 if pdagent_daemon_up is given, 0 if whether pdagentd runs cannot be told (the pid file or "
+          "the process cannot be seen by this user)."),
+         [("", int(daemon_up is not None))]),
         ("pdagent_spool_events", "gauge",
          ("Events in the spool by routing key (masked) and state: pending, error (rejected), "
          "success (delivered, kept until cleanup)."),
@@ -444,8 +483,11 @@ def main(argv=None):
         elif args.command == "metrics":
             now = time.time()
             queue = read_queue(spool, locations.db_dir)
-            pid, _ = daemon_process(locations)
-            sys.stdout.write(metrics_text(queue, pid is not None, now))
+            daemon = daemon_status(locations)
+            if daemon.running is None:
+                print(f"pd-queue: cannot tell whether pdagentd is running: {_one_line(daemon.reason)}",
+                      file=sys.stderr)
+            sys.stdout.write(metrics_text(queue, daemon.running, now))
         else:
             become_spool_owner(locations.data_dir)
             routing_key = None if args.all_keys else args.routing_key

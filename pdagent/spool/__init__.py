@@ -30,7 +30,8 @@ Invariants, which everything else relies on:
   engine batches these; `retry` does it once at the end).
 - Enqueueing takes no lock and never reads pdq/: any local user can drop an
   event into a folder they cannot list (mode 3753, group pdagent). A missing
-  spool is created first. The sticky bit means only a file's owner and the
+  spool is created first, with those modes. An entry pdq/'s owner (the
+  daemon) could not read is refused, never queued. The sticky bit means only a file's owner and the
   daemon (the folder's owner) may remove or replace it: no user can take
   another's event away.
 - Other users may put anything in pdq/, so no name is trusted: only names

@@ -98,3 +98,12 @@ def read_small_file(path, limit=4096):
 
 def read_agent_id(path):
     return read_small_file(path)
+
+
+def unlink_quietly(path):
+    """Remove `path`; True if it was removed, False if it could not be (gone already, say)."""
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False

@@ -1,8 +1,10 @@
 """The queue lock: db/queue.lock, taken by the daemon to move files and by `pd-queue retry`,
 `discard` and cleanup (flock: the kernel drops it when its holder dies)."""
 
+import errno
 import fcntl
 import os
+import stat
 
 from pdagent.spool.files import SpoolError
 
@@ -11,8 +13,9 @@ class QueueLock:
     """The one lock the daemon and `pd-queue retry` serialise on (flock: dies with its holder).
 
     With `required=False` (the daemon), a lock file that cannot be opened or
-    created (db/ made read-only and the file deleted) is reported to
-    `on_failure` and the work goes on unlocked, rather than stopping delivery.
+    created (db/ made read-only and the file deleted), or is not a regular
+    file, is reported to `on_failure` and the work goes on unlocked, rather
+    than stopping delivery.
     """
 
     def __init__(self, db_dir, required=True, on_failure=None):
@@ -27,15 +30,8 @@ class QueueLock:
         True also when the lock file cannot be opened and `required` is False
         (the work goes on unlocked, as said above).
         """
-        # O_NOFOLLOW: db/ belongs to the daemon's account; whoever else takes the
-        # lock (root running pd-queue) must not open or create through its links.
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            try:
-                fd = os.open(self.path, flags)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                fd = os.open(self.path, flags | os.O_CREAT, 0o644)
+            fd = self._open()
         except OSError as error:
             if self.required:
                 raise SpoolError(f"cannot open the queue lock {self.path}: {error.strerror}") from None
@@ -49,6 +45,24 @@ class QueueLock:
             return False
         self._fd = fd
         return True
+
+    def _open(self):
+        """A descriptor of the lock file, created if missing; OSError unless it is a regular file.
+
+        db/ belongs to the daemon's account, and root (pd-queue) takes this lock
+        too: never through a link (O_NOFOLLOW), never waiting on what that account
+        put in its place (O_NONBLOCK: a FIFO would block the open forever).
+        """
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd = os.open(self.path, flags | os.O_CREAT, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file")
+        return fd
 
     def release(self):
         if self._fd is not None:

@@ -14,6 +14,7 @@ from pdagent.spool.files import (
     fsync_directory,
     read_regular_file,
     read_regular_file_and_inode,
+    unlink_quietly,
     write_file_atomically,
 )
 from pdagent.spool.listing import SpoolListing
@@ -120,7 +121,7 @@ class Spool(SpoolWriter, SpoolListing):
                 except FileNotFoundError:
                     continue  # cleaned up meanwhile
                 moved += 1
-                _unlink_quietly(self._reason_path(name))
+                unlink_quietly(self._reason_path(name))
             if moved:  # so that a power cut does not quietly undo the retry
                 fsync_directory(self.folder("pdq"))
                 fsync_directory(self.folder("err"))
@@ -140,7 +141,7 @@ class Spool(SpoolWriter, SpoolListing):
                 except FileNotFoundError:
                     continue  # cleaned up meanwhile
                 removed += 1
-                _unlink_quietly(self._reason_path(name))
+                unlink_quietly(self._reason_path(name))
             if removed:  # so that a power cut does not bring them back
                 fsync_directory(self.folder("err"))
         return removed
@@ -163,7 +164,7 @@ class Spool(SpoolWriter, SpoolListing):
             if os.path.isdir(self.errors_dir):
                 for reason_name in os.listdir(self.errors_dir):
                     if not os.path.lexists(self.path("err", reason_name[:-len(".json")])):
-                        _unlink_quietly(os.path.join(self.errors_dir, reason_name))
+                        unlink_quietly(os.path.join(self.errors_dir, reason_name))
         return removed
 
 
@@ -176,14 +177,6 @@ def parse_entry(data):
     if not isinstance(entry, dict):
         raise SpoolError("not a JSON object")
     return entry
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-        return True
-    except OSError:
-        return False
 
 
 def _remove_older(directory, cutoff, moved_in):
@@ -203,5 +196,5 @@ def _remove_older(directory, cutoff, moved_in):
                 continue
             age_from = max(info.st_mtime, info.st_ctime) if moved_in else info.st_mtime
             if age_from < cutoff and not entry.is_dir(follow_symlinks=False):
-                removed += _unlink_quietly(entry.path)
+                removed += unlink_quietly(entry.path)
     return removed

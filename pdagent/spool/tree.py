@@ -4,7 +4,6 @@ import os
 
 from pdagent.spool.files import SpoolError
 from pdagent.spool.lock import QueueLock
-from pdagent.spool.names import QUEUE_FOLDERS
 
 
 def db_dir_of(outqueue_dir):
@@ -31,10 +30,39 @@ class SpoolTree:
         return QueueLock(self.db_dir, required, on_failure)
 
     def create_dirs(self):
-        """Create the tree where missing (dev layout and first use; packages create it with its modes)."""
-        for folder in ("tmp",) + QUEUE_FOLDERS:
+        """Create the spool where missing, with the package's modes (layout.SPOOL_DIRS),
+        for whoever creates it first: the daemon at its first start, or pd-send.
+
+        The set-group-ID bit of pdq/ and tmp/ gives every user's entry the
+        creator's group, so that a daemon running as the creator reads them all.
+        Folders that exist are left as they are.
+        """
+        # Imported only here: pd-send seldom creates a spool.
+        from pdagent.layout import SPOOL_DIRS
+        try:
+            os.makedirs(self.outqueue_dir, exist_ok=True)
+        except OSError as error:
+            raise SpoolError(f"cannot create the spool directory {self.outqueue_dir}: {error.strerror}") from None
+        for folder, mode in SPOOL_DIRS:
             path = self.folder(folder)
             try:
-                os.makedirs(path, exist_ok=True)
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                continue
             except OSError as error:
                 raise SpoolError(f"cannot create the spool directory {path}: {error.strerror}") from None
+            _set_mode_of_new_directory(path, mode)
+
+
+def _set_mode_of_new_directory(path, mode):
+    """chmod the directory just made at `path` (mkdir drops the set-group-ID bit), through
+    a descriptor: never a link or a directory someone else put there meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise SpoolError(f"cannot set the mode of the spool directory {path}: {error.strerror}") from None

@@ -5,15 +5,20 @@ afford (os, time and the spool's names and file helpers; no json, no re):
 pd-send is run dozens of times a minute by monitoring tools.
 """
 
+import errno
 import os
+import stat
 import time
 
 from pdagent.event import EventError
-from pdagent.spool.files import SpoolError, fsync_directory, write_all
+from pdagent.spool.files import SpoolError, fsync_directory, unlink_quietly, write_all
 from pdagent.spool.names import event_file_name, routing_key_problem
 from pdagent.spool.tree import SpoolTree
 
 ENTRY_MODE = 0o640
+# How to fix a spool whose pdq/ and tmp/ are not mode 3753 of the daemon's group.
+LAYOUT_HINT = ("pdq/ and tmp/ must belong to the daemon's group, mode 3753: as root, "
+               "`python3 -I -m pdagent.layout` sets them in /var/lib/pdagent")
 
 
 class SpoolWriter(SpoolTree):
@@ -49,22 +54,54 @@ class SpoolWriter(SpoolTree):
             fsync_directory(pdq_dir)
         finally:
             os.close(fd)
-            try:
-                os.unlink(tmp_path)
-            except OSError:
-                pass  # the daemon's cleanup removes stale tmp/ files
+            unlink_quietly(tmp_path)  # else the daemon's cleanup removes it later
         return name
 
     def _create_tmp_file(self, tmp_path):
+        """A new file at `tmp_path` that the daemon will be able to read (else SpoolError)."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
-                return os.open(tmp_path, flags, ENTRY_MODE)
+                fd = os.open(tmp_path, flags, ENTRY_MODE)
             except FileNotFoundError:
                 self.create_dirs()  # tmp/ alone missing (removed by hand)
-                return os.open(tmp_path, flags, ENTRY_MODE)
+                fd = os.open(tmp_path, flags, ENTRY_MODE)
         except OSError as error:
-            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}") from None
+            hint = f" ({LAYOUT_HINT})" if error.errno == errno.EACCES else ""
+            raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}{hint}") from None
+        try:
+            self._check_daemon_can_read(fd)
+        except BaseException:
+            os.close(fd)
+            unlink_quietly(tmp_path)
+            raise
+        return fd
+
+    def _check_daemon_can_read(self, fd):
+        """SpoolError unless the owner of pdq/ (the daemon's account) can read the entry `fd`.
+
+        It can if the entry is its own, or of pdq/'s group where pdq/ is
+        set-group-ID (the package's layout, whose group is the daemon's: tmp/
+        gives the entry that group, and entries are 0640). Anything else, such
+        as root's entry in a spool without that layout, would be accepted here
+        and then be unreadable to the daemon: refused instead. One fstat and
+        one stat, nothing looked up by name.
+        """
+        pdq_dir = self.folder("pdq")
+        entry = os.fstat(fd)
+        try:
+            try:
+                queue = os.stat(pdq_dir)
+            except FileNotFoundError:
+                self.create_dirs()  # pdq/ alone missing (removed by hand)
+                queue = os.stat(pdq_dir)
+        except OSError as error:
+            raise SpoolError(f"cannot look at {pdq_dir}: {error.strerror}") from None
+        if entry.st_uid == queue.st_uid or (entry.st_gid == queue.st_gid and queue.st_mode & stat.S_ISGID):
+            return
+        raise SpoolError(f"{pdq_dir} is not set up for other users: its owner (uid {queue.st_uid}), the "
+                         f"daemon, could not read this event (uid {entry.st_uid}, group {entry.st_gid}); "
+                         f"nothing was queued ({LAYOUT_HINT})")
 
     def _link_unique(self, tmp_path, pdq_dir, enqueue_time_us, routing_key):
         while True:
@@ -74,10 +111,6 @@ class SpoolWriter(SpoolTree):
                 return name
             except FileExistsError:
                 enqueue_time_us += 1  # another writer took this microsecond
-            except FileNotFoundError:
-                if os.path.isdir(pdq_dir):
-                    raise
-                self.create_dirs()  # pdq/ alone missing (removed by hand)
 
     def enqueuer(self):
         return Enqueuer(self)
