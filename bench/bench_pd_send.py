@@ -1,6 +1,6 @@
 """Benchmark: pd-send's wall time against `python -c pass`, and pd-queue status on a big spool.
 
-    .venv/bin/python bench/bench_pd_send.py [--runs 40] [--pending 100000]
+    .venv/bin/python bench/bench_pd_send.py [--runs 40] [--pending 100000] [--before DIR]
 
 pd-send is timed as each way of installing it runs it, against `python -c pass`
 in the same run, interleaved, so machine noise hits all alike:
@@ -11,6 +11,9 @@ in the same run, interleaved, so machine noise hits all alike:
   --no-deps --no-build-isolation, which needs `wheel` or setuptools >= 70.1
   beside this interpreter) and installed into a venv without system
   site-packages, its dependencies importable from this interpreter's.
+With --before DIR (another checkout, e.g. `git worktree add DIR <commit>`), its
+bin/pd-send and bin/pd-queue are timed in the same interleaved runs: a change's
+before and after, side by side.
 Prints medians of wall and CPU time (user + system, which a busy machine
 moves less) and their ratios; the targets are pd-send <= 1.5x `python -c pass`
 however installed, and pd-queue status <= 0.3 s over 100,000 pending events on
@@ -84,9 +87,11 @@ def pip_install(directory):
     return os.path.join(venv, "bin")
 
 
-def bench_pd_send(runs, env, pip_bin_dir):
+def bench_pd_send(runs, env, pip_bin_dir, before):
     commands = {"python -c pass": [sys.executable, "-c", "pass"],
                 "checkout bin/pd-send": [sys.executable, os.path.join(ROOT, "bin", "pd-send"), *PD_SEND_ARGS]}
+    if before:
+        commands["before: bin/pd-send"] = [sys.executable, os.path.join(before, "bin", "pd-send"), *PD_SEND_ARGS]
     if os.path.exists(os.path.join(BIN_DIR, "pd-send")):
         commands["this venv's pd-send"] = [os.path.join(BIN_DIR, "pd-send"), *PD_SEND_ARGS]
     commands["pip install . pd-send"] = [os.path.join(pip_bin_dir, "pd-send"), *PD_SEND_ARGS]
@@ -109,7 +114,7 @@ def bench_pd_send(runs, env, pip_bin_dir):
         print(f"{name:24} {wall * 1000:6.1f} ms wall {cpu * 1000:6.1f} ms CPU{ratios}")
 
 
-def bench_status(pending, env, data_dir):
+def bench_status(pending, env, data_dir, before):
     pdq = os.path.join(data_dir, "outqueue", "pdq")
     os.makedirs(pdq, exist_ok=True)
     start_us = int(time.time() * 1_000_000) - pending
@@ -118,27 +123,35 @@ def bench_status(pending, env, data_dir):
         name = f"{start_us + index}_key{index % 10:02d}{'k' * 27}.txt"
         with open(os.path.join(pdq, name), "wb") as entry:
             entry.write(body)
-    status = [os.path.join(BIN_DIR, "pd-queue"), "status"]
-    timed(status, env)
-    times = [timed(status, env) for _ in range(5)]
-    print(f"pd-queue status    median {statistics.median(times) * 1000:7.1f} ms over {pending} "
-          f"pending events, 10 keys (target <= 300 ms)")
+    commands = {"pd-queue status": [os.path.join(BIN_DIR, "pd-queue"), "status"]}
+    if before:
+        commands["before: pd-queue status"] = [sys.executable, os.path.join(before, "bin", "pd-queue"), "status"]
+    times = {name: [] for name in commands}
+    for command in commands.values():
+        timed(command, env)
+    for _ in range(5):
+        for name, command in commands.items():
+            times[name].append(timed(command, env))
+    for name in commands:
+        print(f"{name:24} median {statistics.median(times[name]) * 1000:7.1f} ms over {pending} "
+              f"pending events, 10 keys (target <= 300 ms)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--before", metavar="DIR", help="another checkout to time beside this one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir, tempfile.TemporaryDirectory() as install_dir:
         env = dict(os.environ, PDAGENT_CONFIG=write_config(data_dir))
         # Installed code runs from bytecode: let the warm-up runs write what is missing or stale.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         print(f"interpreter: {sys.executable} ({sys.version.split()[0]})")
-        bench_pd_send(args.runs, env, pip_install(install_dir))
+        bench_pd_send(args.runs, env, pip_install(install_dir), args.before)
     with tempfile.TemporaryDirectory() as data_dir:
         env = dict(os.environ, PDAGENT_CONFIG=write_config(data_dir))
-        bench_status(args.pending, env, data_dir)
+        bench_status(args.pending, env, data_dir, args.before)
 
 
 if __name__ == "__main__":
