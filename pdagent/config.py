@@ -117,6 +117,9 @@ class Locations:
         self.path = path
         self.__dict__.update(values)
 
+    def as_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("path", "repeated_keys")}
+
     @property
     def outqueue_dir(self):
         return os.path.join(self.data_dir, "outqueue")
@@ -144,9 +147,6 @@ class MainConfig(Locations):
     def __init__(self, path, values, repeated_keys=()):
         super().__init__(path, values)
         self.repeated_keys = list(repeated_keys)  # one line each, for the daemon's log
-
-    def as_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("path", "repeated_keys")}
 
 
 def read_ini(path, repeated=None):

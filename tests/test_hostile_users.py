@@ -226,7 +226,7 @@ def test_control_characters_never_reach_the_log_or_terminal_raw(agent, standin):
     # A routing key is part of a file name: pd-send refuses control characters in it.
     for bad_key in ("key\x1b[31m", "key\x85", "key\u202e"):
         result = agent.send("-k", bad_key, "-t", "trigger", "-d", "x", user=user)
-        assert result.returncode == 2 and "routing key" in result.stderr.splitlines()[-1], result.stderr
+        assert result.returncode == 2 and "routing key" in result.stderr.splitlines()[0], result.stderr
     assert not [name for name in agent.names("pdq") if "key" in name]
 
 
@@ -286,7 +286,7 @@ def test_every_event_pd_send_accepts_is_delivered(agent_home, daemon_user, stand
             else:
                 refusals.append(number)
                 assert result.returncode == 2 and result.stdout == "", result.stdout
-                line = result.stderr.splitlines()[-1]
+                line = result.stderr.splitlines()[0]
                 assert line.startswith("pd-send: error: ") and "python3 -I -m pdagent.layout" in line, line
                 assert os.listdir(agent.path("pdq")) == [] and os.listdir(agent.path("tmp")) == []
         assert os.listdir(agent.path("err")) == []
