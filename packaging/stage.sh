@@ -29,6 +29,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 COMMANDS="pd-send pdagent.cli.pd_send /usr/bin/pd-send /usr/bin/pd-send.py
 pd-queue pdagent.cli.pd_queue /usr/bin/pd-queue /usr/bin/pd-queue.py
 pdagentd pdagent.cli.pdagentd /usr/bin/pdagentd /usr/share/pdagent/bin/pdagentd /usr/share/pdagent/bin/pdagentd.py
+pd-listen pdagent.cli.pd_listen /usr/bin/pd-listen
 pd-nagios pdagent.integrations.nagios /usr/bin/pd-nagios
 pd-zabbix pdagent.integrations.zabbix /usr/bin/pd-zabbix
 pd-sensu pdagent.integrations.sensu /usr/bin/pd-sensu"

@@ -68,6 +68,10 @@ _STRING_KEYS = {
     "proxy_url_file": "",
     "ca_bundle": "",
     "log_level": "INFO",
+    # pd-listen's (pdagent/listen/settings.py checks them); the daemon only accepts them.
+    "listen_address": "",
+    "listen_socket": "",
+    "listen_token_file": "",
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 # The original agent had these; they are accepted (and ignored) so an old
@@ -213,14 +217,18 @@ def _take_locations(path, raw):
     return values
 
 
-def load_locations(path=None):
+def load_locations(path=None, keys=()):
     """Where the spool, the log and the pid file are: all that queueing and pd-queue need.
 
     Reads the file as load_main_config() does but takes only data_dir, log_dir
-    and pid_dir; the daemon's keys are not looked at.
+    and pid_dir, and the string `keys` a caller asks for (stripped, "" when
+    missing); the daemon's keys are not looked at.
     """
     path = path or config_file_path()
-    return MainConfig(path, _take_locations(path, read_ini_section(path)))
+    raw = read_ini_section(path)
+    values = _take_locations(path, raw)
+    values.update((key, raw.get(key, "").strip()) for key in keys)
+    return MainConfig(path, values)
 
 
 def load_main_config(path=None):

@@ -42,6 +42,7 @@ COMMANDS = {
     "pd-send": "pdagent.cli.pd_send",
     "pd-queue": "pdagent.cli.pd_queue",
     "pdagentd": "pdagent.cli.pdagentd",
+    "pd-listen": "pdagent.cli.pd_listen",
     "pd-nagios": "pdagent.integrations.nagios",
     "pd-zabbix": "pdagent.integrations.zabbix",
     "pd-sensu": "pdagent.integrations.sensu",
