@@ -122,6 +122,8 @@ def test_pagerdutys_example_bodies_posted_with_curl_reach_the_api_in_order(agent
         "trigger", "srv01/HTTP", V1_TRIGGER["description"], V1_TRIGGER["details"])
     wait_for(lambda: len(agent.names("suc")) == 5, message="5 delivered entries")
     assert {entry["agent"]["queued_by"] for entry in spool_entries(agent, "suc")} == {"pd-listen"}
+    assert json.loads(agent.queue("status", "--json").stdout)["queued_by"] == {
+        "pending": {}, "delivered": {"pd-listen": 5}}
     log = listen.log_text()
     assert log.count(" queued ") == 5 and "key=****0018" in log and KEY not in log
 

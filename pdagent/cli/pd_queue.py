@@ -137,9 +137,10 @@ def command_parser(parser, command):
 
 # -- reading the queue ----------------------------------------------------------------------
 
-def read_queue(spool, db_dir, routing_key=None):
+def read_queue(spool, db_dir, routing_key=None, origins=False):
     """What status --json, check and metrics report: {"counts": {key: {pdq, suc, err}},
-    "oldest_us": {key: enqueue time of its oldest pending event}, "state": the saved state}.
+    "oldest_us": {key: enqueue time of its oldest pending event}, "state": the saved state,
+    "origins": counts_by_origin() when `origins`, which reads every entry}.
 
     A state file that cannot be read counts as none, as it does for the daemon.
     """
@@ -148,7 +149,46 @@ def read_queue(spool, db_dir, routing_key=None):
                  if routing_key is None or key == routing_key}
     for key in oldest_us.keys() - counts.keys():  # queued between the two listings
         counts[key] = dict.fromkeys(QUEUE_STATES, 0)
-    return {"counts": counts, "oldest_us": oldest_us, "state": read_state(db_dir)}
+    return {"counts": counts, "oldest_us": oldest_us, "state": read_state(db_dir),
+            "origins": counts_by_origin(spool, routing_key) if origins else None}
+
+
+# -- who queued what: the entries' agent.queued_by ----------------------------------------------
+
+ORIGIN_STATES = {"pending": "pdq", "delivered": "suc"}
+MAX_ORIGINS = 16  # any local user writes queued_by: past this many names, the rarest are "other"
+_MAX_ORIGIN_CHARS = 64
+
+
+def counts_by_origin(spool, routing_key=None):
+    """{"pending": {queued_by: n}, "delivered": {queued_by: n}} over pdq/ and suc/.
+
+    Reads every entry of the two (status --json and metrics only; the table
+    and check read names alone). What no tool could have written, or an entry
+    that cannot be read (one the daemon moved meanwhile), counts as "unknown".
+    """
+    import collections
+    counts = {}
+    for state_name, state in ORIGIN_STATES.items():
+        tally = collections.Counter(_origin(spool, state, name)
+                                    for name in spool.names(state, routing_key))
+        if len(tally) > MAX_ORIGINS:
+            kept = dict(tally.most_common(MAX_ORIGINS - 1))
+            kept["other"] = kept.get("other", 0) + sum(tally.values()) - sum(kept.values())
+            tally = kept
+        counts[state_name] = dict(sorted(tally.items()))
+    return counts
+
+
+def _origin(spool, state, name):
+    try:
+        agent = spool.read_entry(state, name).get("agent")
+    except (OSError, SpoolError):
+        return "unknown"
+    queued_by = agent.get("queued_by") if isinstance(agent, dict) else None
+    if not isinstance(queued_by, str) or not queued_by.isprintable() or not 0 < len(queued_by) <= _MAX_ORIGIN_CHARS:
+        return "unknown"
+    return queued_by
 
 
 def _age_secs(stamp_us, now):
@@ -183,7 +223,7 @@ def status_json(queue, now):
             "backed_off": _backed_off(state, key, now),
             "backoff_until": _iso(backoff_until) if _backed_off(state, key, now) else None,
         }
-    return {"keys": keys, "agent": state["counters"]}
+    return {"keys": keys, "agent": state["counters"], "queued_by": queue["origins"]}
 
 
 def _iso(epoch_seconds):
@@ -361,6 +401,11 @@ def metrics_text(queue, daemon_up, now):
          "Seconds until the routing key's back-off ends, 0 when it is not backed off.",
          [(labels[key], round(max(0.0, state["keys"].get(key, {}).get("backoff_until", 0) - now), 3))
           for key in keys]),
+        ("pdagent_spool_events_by_origin", "gauge",
+         ("Pending and delivered (kept until cleanup) events in the spool by who queued them "
+          "(the entry's queued_by: pd-send, pd-listen, an integration, a library caller)."),
+         [(f"queued_by=\"{_label_value(origin)}\",state=\"{state_name}\"", count)
+          for state_name, by_origin in queue["origins"].items() for origin, count in by_origin.items()]),
         ("pdagent_events_delivered_total", "counter",
          "Events the daemon delivered (accepted by the Events API), kept across restarts.",
          [("", state["counters"]["delivered"])]),
@@ -422,7 +467,7 @@ def main(argv=None):
         locations = load_locations()
         spool = Spool(locations.outqueue_dir, locations.db_dir)
         if args.command == "status" and args.json:
-            queue = read_queue(spool, locations.db_dir, args.routing_key)
+            queue = read_queue(spool, locations.db_dir, args.routing_key, origins=True)
             print(json.dumps(status_json(queue, time.time()), indent=2))
         elif args.command == "status":
             print(status_table(spool.counts_by_key(args.routing_key)))
@@ -431,7 +476,7 @@ def main(argv=None):
                 print(line)
         elif args.command == "metrics":
             now = time.time()
-            queue = read_queue(spool, locations.db_dir)
+            queue = read_queue(spool, locations.db_dir, origins=True)
             pid, _ = daemon_process(locations)
             sys.stdout.write(metrics_text(queue, pid is not None, now))
         else:
