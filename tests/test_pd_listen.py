@@ -147,8 +147,14 @@ def test_many_requests_on_one_keep_alive_connection(agent, listen):
         response = connection.getresponse()
         assert response.status == 202 and response.getheader("Connection") == "keep-alive"
         response.read()
+    connection.request("GET", "/nowhere")  # an answer without reading a body, then the next request
+    response = connection.getresponse()
+    assert response.status == 404
+    response.read()
+    connection.request("POST", "/v2/enqueue", json.dumps(ALERT_TRIGGER), {"Content-Type": "application/json"})
+    assert connection.getresponse().status == 202
     connection.close()
-    assert len(agent.names("pdq")) == 20
+    assert len(agent.names("pdq")) == 21
     assert listen.log_text().count(":") and len({line.split(" from ")[1].split(":")[1]
                                                 for line in listen.log_text().splitlines()
                                                 if " queued " in line}) == 1  # one client port
@@ -240,6 +246,15 @@ def test_an_idle_keep_alive_connection_is_closed(agent):
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             assert sock.recv(100) == b""  # closed by the server, with nothing said
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while True:  # the answer, then the close once the connection has been idle
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in answer
     finally:
         server.stop()
 
@@ -300,6 +315,10 @@ def test_health_tells_whether_pdagentd_runs_where_it_may_read_the_pid_file(agent
         with urllib_get(as_daemon_user.url + "/health") as (status, answer):
             assert (status, answer["pdagentd_running"]) == (200, True)
         agent.stop_daemon()
+        with urllib_get(as_daemon_user.url + "/health") as (status, answer):
+            assert (status, answer["pdagentd_running"]) == (200, False)
+        with open(os.path.join(agent.pid_dir, "pdagentd.pid"), "w") as pid_file:
+            pid_file.write(f"{as_daemon_user.process.pid}\n")  # a live process, but not a pdagentd
         with urllib_get(as_daemon_user.url + "/health") as (status, answer):
             assert (status, answer["pdagentd_running"]) == (200, False)
     finally:

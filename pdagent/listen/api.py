@@ -172,7 +172,7 @@ def _refuse_constant(name):
 def parse_json(data):
     """The value of a JSON text in UTF-8 (RFC 8259), nothing repaired; ValueError says what is wrong.
 
-    No byte order mark, no NaN or Infinity, no escaped lone surrogate (which
+    No byte order mark (json refuses one), no NaN or Infinity, no escaped lone surrogate (which
     UTF-8 cannot carry), no nesting deeper than the parser's recursion allows.
     """
     if len(data) > MAX_BODY_BYTES:
@@ -181,8 +181,6 @@ def parse_json(data):
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"the body is not UTF-8 (byte {error.start})") from None
-    if text.startswith("\ufeff"):
-        raise ValueError("the body starts with a byte order mark")
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
