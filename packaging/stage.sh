@@ -75,6 +75,9 @@ done
 install -m 0644 "$SRC/conf/pdagent.conf" "$DESTDIR/etc/pdagent.conf"
 install -m 0755 "$SRC/packaging/pdagent.init" "$DESTDIR$INIT_DIR/pdagent"
 install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR$UNIT_DIR/pdagent.service"
+# pd-listen's service: installed, never enabled by the packages (it opens a port).
+install -m 0755 "$SRC/packaging/pdagent-listen.init" "$DESTDIR$INIT_DIR/pdagent-listen"
+install -m 0644 "$SRC/packaging/pdagent-listen.service" "$DESTDIR$UNIT_DIR/pdagent-listen.service"
 # The sources of the copies in /var/lib/pdagent/scripts, where the Agent guide
 # tells users to take the unit from: the package scripts make those copies
 # (pdagent/layout.py's COPIES, same modes). Shipped there, dpkg and rpm would

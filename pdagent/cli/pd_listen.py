@@ -37,6 +37,8 @@ def build_parser():
         prog="pd-listen", description="Take Events API v2 requests over HTTP and queue them for pdagentd.",
         epilog="Where to listen: listen_address / listen_socket in the config file.")
     parser.add_argument("--pid-file", help="write the process id here (for init scripts)")
+    parser.add_argument("--log-dir", help="write pd-listen.log here rather than in log_dir (the packages: "
+                                          "/var/log/pdagent-listen, since pdagentd's log directory is not ours)")
     parser.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="SECS",
                         help="a request's head must arrive within this (default 10)")
     parser.add_argument("--body-timeout", type=_seconds, default=30.0, metavar="SECS",
@@ -75,10 +77,11 @@ def main(argv=None):
     from pdagent.listen.server import Limits, Server, open_listening_sockets
     from pdagent.spool import write_file_atomically
 
+    log_dir = args.log_dir or settings.locations.log_dir
     try:
-        log_handler = setup_logging(os.path.join(settings.locations.log_dir, LOG_FILE_NAME), "INFO", False)
+        log_handler = setup_logging(os.path.join(log_dir, LOG_FILE_NAME), "INFO", False)
     except OSError as error:
-        print(f"pd-listen: cannot open the log in {settings.locations.log_dir}: {error.strerror}", file=sys.stderr)
+        print(f"pd-listen: cannot open the log in {log_dir}: {error.strerror}", file=sys.stderr)
         return 1
     try:
         sockets = open_listening_sockets(settings)
