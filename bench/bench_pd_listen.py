@@ -27,17 +27,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 
+from bench_daemon import rss_mib  # bench/ is on the path: this script's own directory
 from harness import Agent, Listen, StandIn, ensure_daemon_user, routing_key, wait_for
 
 KEY = routing_key(77)
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def event(number, tag):

@@ -33,6 +33,7 @@ import select
 import threading
 import time
 
+from pdagent.escape import mask_key
 from pdagent.event import EventError, entry_to_request
 from pdagent.scheduler import (
     BAD_ENTRY,
@@ -59,11 +60,6 @@ RESCAN_TIME_SHARE = 0.02
 # pdq/'s mtime is kept at the newest enqueue time seen, but never further
 # ahead of the clock than this (a name from another user can claim any time).
 MAX_CLOCK_LEAD_US = 86400 * 1_000_000
-
-
-def mask_key(routing_key):
-    """What logs show of a routing key: its last 4 characters."""
-    return "****" + routing_key[-4:]
 
 
 def mask_name(name):

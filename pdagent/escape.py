@@ -6,7 +6,9 @@ raw: a newline would forge a log line, an escape sequence would drive the
 terminal. Whatever Python does not call printable (control, format and
 separator characters, lone surrogates from undecodable file names) is shown
 as `repr()` writes it; printable text, ASCII space included, is left as it
-is. And the commands' stdout can show it at all: see utf8_stdout.
+is. And the commands' stdout can show it at all: see utf8_stdout. A routing
+key, a secret of sorts, is shown masked (mask_key) by the daemon, pd-listen
+and pd-queue metrics alike.
 """
 
 import codecs
@@ -19,6 +21,11 @@ def escape_controls(text):
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def mask_key(routing_key):
+    """What logs and metrics show of a routing key: its last 4 characters."""
+    return "****" + str(routing_key)[-4:]
 
 
 def _escape(char):

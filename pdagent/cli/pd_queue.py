@@ -23,7 +23,7 @@ import sys
 import time
 
 from pdagent.config import ConfigError, load_locations
-from pdagent.escape import escape_controls, utf8_stdout
+from pdagent.escape import escape_controls, mask_key, utf8_stdout
 from pdagent.event import is_ascii_digits
 from pdagent.spool import (
     QUEUE_STATES,
@@ -372,8 +372,6 @@ def key_labels(routing_key):
     alike (two series with the same labels would be one) without revealing either."""
     import hashlib
 
-    # Imported here: the delivery engine brings requests, 0.1 s that only metrics pays.
-    from pdagent.delivery import mask_key
     digest = hashlib.sha256(routing_key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f'routing_key="{_label_value(mask_key(routing_key))}",key_id="{digest}"'
 

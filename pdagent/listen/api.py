@@ -19,6 +19,7 @@ import json
 import os
 
 from pdagent.enqueue import default_source, queue_v2_event
+from pdagent.escape import mask_key
 from pdagent.event import EventError, is_ascii_digits, v1_to_v2
 from pdagent.listen.http import MAX_BODY_BYTES
 from pdagent.spool import SpoolError, read_regular_file
@@ -50,11 +51,6 @@ def _failure(status, status_text, message, **kwargs):
 def invalid_event(errors):
     return Answer(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
                   log_line=f"invalid event: {errors[0]}")
-
-
-def mask_key(routing_key):
-    """What the log shows of a routing key: its last 4 characters, as pdagentd's log does."""
-    return "****" + str(routing_key)[-4:]
 
 
 class Listener:

@@ -9,7 +9,7 @@ token every request must then carry.
 
 import os
 
-from pdagent.config import ConfigError, load_locations
+from pdagent.config import ConfigError, load_locations, read_secret_file
 from pdagent.event import is_ascii_digits, is_ipv4, is_ipv6
 
 LISTEN_KEYS = ("listen_address", "listen_socket", "listen_token_file")
@@ -75,13 +75,7 @@ def load_listen_settings(path=None):
 
 def _read_token(path, token_file):
     problem = f"{path}: key 'listen_token_file':"
-    if not os.path.isabs(token_file):
-        raise ConfigError(f"{problem} must be an absolute path, not '{token_file}'")
-    try:
-        with open(token_file, "rb") as token_stream:
-            data = token_stream.read(_MAX_TOKEN_BYTES + 1)
-    except OSError as error:
-        raise ConfigError(f"{problem} cannot read {token_file}: {error.strerror}") from None
+    data = read_secret_file(path, "listen_token_file", token_file, _MAX_TOKEN_BYTES)
     if len(data) > _MAX_TOKEN_BYTES:
         raise ConfigError(f"{problem} {token_file} is over {_MAX_TOKEN_BYTES} bytes")
     token = data.decode("ascii", "replace").strip()  # never quoted in an error: it is a secret
