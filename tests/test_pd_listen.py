@@ -287,6 +287,29 @@ def test_an_unwritable_spool_gets_503_with_the_reason_and_health_says_so(agent, 
     assert listen.post("/v2/enqueue", ALERT_TRIGGER)[0] == 202
 
 
+def test_a_full_or_read_only_disk_gets_503_and_the_client_can_retry(agent):
+    """On a real filesystem that fills up, then turns read-only: never a 202 for an event not on disk."""
+    from faultlib import fill_up, remount, tmpfs_data_dir
+    with tmpfs_data_dir(agent, size="2m") as data_dir:
+        server = Listen(agent)
+        try:
+            assert server.post("/v2/enqueue", dict(ALERT_TRIGGER, dedup_key="before"))[0] == 202
+            filler = fill_up(data_dir)
+            status, answer = server.post("/v2/enqueue", dict(ALERT_TRIGGER, dedup_key="full"))
+            assert status == 503 and "No space left on device" in answer["message"], answer
+            with urllib_get(server.url + "/health") as (status, answer):
+                assert status == 503 and answer["spool_writable"] is False
+            os.unlink(filler)
+            assert server.post("/v2/enqueue", dict(ALERT_TRIGGER, dedup_key="retried"))[0] == 202
+            remount(data_dir, "ro")
+            status, answer = server.post("/v2/enqueue", dict(ALERT_TRIGGER, dedup_key="read-only"))
+            assert status == 503 and "Read-only file system" in answer["message"], answer
+            assert [entry["event"]["dedup_key"] for entry in spool_entries(agent, "pdq")] == ["before", "retried"]
+            remount(data_dir, "rw")
+        finally:
+            server.stop()
+
+
 class urllib_get:
     def __init__(self, url):
         self.url = url
@@ -333,6 +356,17 @@ def test_the_log_names_the_client_and_masks_the_key_and_escapes_controls(agent, 
     assert "dedup_key=evil\\nforged line\\x1b[31m" in log
     assert "\x1b" not in log and "\nforged" not in log
     assert "from 127.0.0.1:" in log and "key=****0018" in log and KEY not in log
+
+
+def test_sighup_reopens_the_log_and_sigterm_stops_cleanly(agent, listen):
+    os.rename(listen.log_path, listen.log_path + ".1")  # as logrotate does
+    listen.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: os.path.exists(listen.log_path) and "log file reopened" in listen.log_text(),
+             message="the log reopened")
+    assert listen.post("/v2/enqueue", ALERT_TRIGGER)[0] == 202
+    assert " queued trigger " in listen.log_text()
+    assert listen.stop() == 0
+    assert "pd-listen stopped" in listen.log_text()
 
 
 # -- starting -------------------------------------------------------------------------------------

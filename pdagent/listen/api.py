@@ -125,14 +125,24 @@ class Listener:
         return Answer(202, success, log_line=log_line)
 
 
+_PROBE_BYTES = 4096  # a page: an entry's size, so a full disk fails the probe as it would fail an entry
+
+
 def spool_write_problem(locations):
-    """None if a file can be created in the spool's tmp/ (as enqueueing does first), else why not."""
+    """None if a file of an entry's size can be written in the spool's tmp/ (as enqueueing
+    does first), else why not. Nothing is left behind either way."""
     probe = os.path.join(locations.outqueue_dir, "tmp", f"health-{os.getpid()}-{os.urandom(4).hex()}.tmp")
     try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-        os.unlink(probe)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as error:
         return f"cannot create a file in {os.path.dirname(probe)}: {error.strerror}"
+    try:
+        os.write(fd, b"\0" * _PROBE_BYTES)
+    except OSError as error:
+        return f"cannot write in {os.path.dirname(probe)}: {error.strerror}"
+    finally:
+        os.close(fd)
+        os.unlink(probe)
     return None
 
 
