@@ -31,12 +31,12 @@ import logging
 import os
 import selectors
 import socket
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pdagent.listen.api import Answer
 from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
+from pdagent.listen.sockets import client_name
 
 log = logging.getLogger("pdagent.listen")
 
@@ -45,7 +45,6 @@ REQUEST_LIMIT_SECS = 120.0
 LINGER_SECS = 2.0
 _RECV_BYTES = 65536
 _LINGER_BYTES = 1024 * 1024
-_BACKLOG = 1024
 
 # What a connection is doing; the ones a new connection may evict when the server is full.
 IDLE, HEAD, BODY, WORKING, WRITING, LINGERING = range(6)
@@ -71,20 +70,6 @@ class Connection:
         self.keep_alive = True
         self.answered = False  # 100 Continue sent for the current request
         self.lingered = 0
-
-
-def client_name(sock, address):
-    """How the log names a client: ip:port, [ipv6]:port, or the Unix socket peer's uid and pid."""
-    if sock.family == socket.AF_UNIX:
-        try:
-            pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                              struct.calcsize("3i")))
-            return f"unix:uid={uid},pid={pid}"
-        except OSError:
-            return "unix"
-    if sock.family == socket.AF_INET6:
-        return f"[{address[0]}]:{address[1]}"
-    return f"{address[0]}:{address[1]}"
 
 
 class Server:
@@ -393,54 +378,3 @@ class Server:
                                                 log_line=f"request {what} timed out", close=True))
             else:
                 self._close(connection)  # idle, not reading its answer, or done lingering
-
-
-def open_listening_sockets(settings):
-    """The bound, listening sockets of `settings` (TCP and/or Unix); OSError if one cannot be had."""
-    sockets = []
-    if settings.address is not None:
-        host, port = settings.address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(_BACKLOG)
-        sockets.append(sock)
-    if settings.socket_path:
-        sockets.append(_unix_socket(settings.socket_path))
-    return sockets
-
-
-def _unix_socket(path):
-    """A listening socket at `path`, any local user may connect (pd-send's rights); a stale one is replaced."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-    except OSError as error:
-        if error.errno != errno.EADDRINUSE or _socket_in_use(path):
-            sock.close()
-            raise
-        os.unlink(path)  # a socket nobody listens on: left by a killed pd-listen
-        sock.bind(path)
-    os.chmod(path, 0o666)
-    sock.listen(_BACKLOG)
-    return sock
-
-
-def _socket_in_use(path):
-    import stat
-    try:
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            return True  # not a socket: never removed
-    except OSError:
-        return True
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
