@@ -218,6 +218,17 @@ def test_paths_methods_types_and_sizes_get_their_status(agent, listen):
     assert agent.names("pdq") == []
 
 
+def test_a_client_that_expects_100_continue_is_told_to_send_its_body(agent, listen):
+    body = json.dumps(ALERT_TRIGGER).encode()
+    with socket.create_connection(("127.0.0.1", listen.port), timeout=10) as sock:
+        sock.sendall(b"POST /v2/enqueue HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any of the body
+        sock.sendall(body)
+        assert sock.recv(100).startswith(b"HTTP/1.1 202 ")
+    assert len(agent.names("pdq")) == 1
+
+
 def test_a_request_whose_head_never_completes_gets_408(agent):
     server = Listen(agent, "--header-timeout", "1")
     try:
