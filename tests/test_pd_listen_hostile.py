@@ -28,11 +28,13 @@ def trigger(dedup_key):
 
 class WellBehavedClient(threading.Thread):
     """Posts one event after another on a keep-alive connection until stopped, as a monitoring tool
-    would: a connection closed before the answer is reopened and the same event sent again."""
+    would: a connection closed before the answer is reopened and the same event sent again.
+    `fresh_connections`: a new connection for every event (a client without keep-alive)."""
 
-    def __init__(self, port):
+    def __init__(self, port, fresh_connections=False):
         super().__init__(daemon=True)
         self.port = port
+        self.fresh_connections = fresh_connections
         self.accepted = []
         self.refused = []
         self._stop_event = threading.Event()
@@ -51,6 +53,9 @@ class WellBehavedClient(threading.Thread):
                     response = connection.getresponse()
                     response.read()
                     (self.accepted if response.status == 202 else self.refused).append((dedup_key, response.status))
+                    if self.fresh_connections:
+                        connection.close()
+                        connection = None
                     break
                 except (OSError, http.client.HTTPException):
                     connection = None
@@ -229,16 +234,17 @@ def test_malformed_requests_each_get_a_4xx(attacked):
 
 
 def test_thousands_of_idle_connections_neither_lock_out_a_client_nor_grow_memory(attacked):
-    """1,500 idle connections against a limit of 500: the quiet ones give way to new ones, the
-    working client is served, memory stays bounded, and the idle ones are closed after the timeout."""
+    """1,500 idle connections against a limit of 500: the quiet ones give way to new ones (the
+    working client opens a new connection for every event), memory stays bounded, and the idle
+    ones are closed after the timeout."""
     agent, standin, start = attacked
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
     try:
         server = start("--max-connections", "500", "--idle-timeout", "5")
-        client = WellBehavedClient(server.port)
-        client.start()
         idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1500)]
+        client = WellBehavedClient(server.port, fresh_connections=True)  # each time past a full server
+        client.start()
         assert rss_mib(server.process.pid) < 50
         time.sleep(1)
         closed = collections.Counter()
