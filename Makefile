@@ -6,11 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # System tools the suite drives, and what needs each (said when make installs them).
-APT_TOOLS := tinyproxy lintian rpm shellcheck faketime icinga2-bin
+APT_TOOLS := tinyproxy lintian rpm shellcheck faketime icinga2-bin prometheus-alertmanager curl
 why_tinyproxy := a real HTTP proxy for the proxy tests (tests/test_faults_matrix.py, test_daemon.py)
 why_lintian := checks the .deb as Debian would (tests/test_packaging.py)
 why_rpm := rpmbuild and rpm, to build and inspect the .rpm (tests/test_packaging.py, make rpm)
 why_faketime := libfaketime, to step the daemon's and pd-send's clock (tests/test_daemon_operations.py)
+why_prometheus-alertmanager := a real Alertmanager paging through pd-listen (tests/test_pd_listen_alertmanager.py)
+why_curl := posts PagerDuty's documented example bodies to pd-listen (tests/test_pd_listen.py)
 why_shellcheck := checks the package's shell scripts (tests/test_packaging.py)
 why_icinga2-bin := loads the Icinga 2 example config and runs its functions (tests/test_integrations.py)
 # ... and the systemd system tests'.

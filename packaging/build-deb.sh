@@ -79,7 +79,7 @@ d
 }" "$PACKAGING/deb/$script" > "$CONTROL/$script"
     chmod 0755 "$CONTROL/$script"
 done
-printf '%s\n' /etc/init.d/pdagent /etc/pdagent.conf > "$CONTROL/conffiles"
+printf '%s\n' /etc/init.d/pdagent /etc/init.d/pdagent-listen /etc/pdagent.conf > "$CONTROL/conffiles"
 # A new default python3: the postinst byte-compiles for it.
 echo "interest-noawait /usr/bin/python3" > "$CONTROL/triggers"
 chmod 0644 "$CONTROL/conffiles" "$CONTROL/triggers"
@@ -105,7 +105,8 @@ Description: PagerDuty Agent: queue monitoring events, deliver them to PagerDuty
  milliseconds; the pdagentd daemon delivers the spool to the PagerDuty
  Events API v2, in order per integration key, with retries, back-off and
  throttling, through a proxy if needed. pd-queue shows and repairs the
- spool.
+ spool. pd-listen (the pdagent-listen service, installed but not enabled)
+ is a local Events API: tools that POST to PagerDuty get the spool too.
  .
  This package replaces the original PagerDuty agent (pdagent 1.x and
  pdagent-integrations) and delivers the events left in its spool.

@@ -61,6 +61,7 @@ done
 cp -R "$ROOT/conf" "$SRC/"
 cp -R "$ROOT/man" "$SRC/"
 cp "$ROOT/packaging/stage.sh" "$ROOT/packaging/pdagent.service" "$ROOT/packaging/pdagent.init" \
+    "$ROOT/packaging/pdagent-listen.service" "$ROOT/packaging/pdagent-listen.init" \
     "$ROOT/packaging/copyright" "$SRC/packaging/"
 if [ -f "$ROOT/README.md" ]; then
     cp "$ROOT/README.md" "$SRC/"

@@ -29,6 +29,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 COMMANDS="pd-send pdagent.cli.pd_send /usr/bin/pd-send /usr/bin/pd-send.py
 pd-queue pdagent.cli.pd_queue /usr/bin/pd-queue /usr/bin/pd-queue.py
 pdagentd pdagent.cli.pdagentd /usr/bin/pdagentd /usr/share/pdagent/bin/pdagentd /usr/share/pdagent/bin/pdagentd.py
+pd-listen pdagent.cli.pd_listen /usr/bin/pd-listen
 pd-nagios pdagent.integrations.nagios /usr/bin/pd-nagios
 pd-zabbix pdagent.integrations.zabbix /usr/bin/pd-zabbix
 pd-sensu pdagent.integrations.sensu /usr/bin/pd-sensu"
@@ -77,6 +78,9 @@ done
 install -m 0644 "$SRC/conf/pdagent.conf" "$DESTDIR/etc/pdagent.conf"
 install -m 0755 "$SRC/packaging/pdagent.init" "$DESTDIR$INIT_DIR/pdagent"
 install -m 0644 "$SRC/packaging/pdagent.service" "$DESTDIR$UNIT_DIR/pdagent.service"
+# pd-listen's service: installed, never enabled by the packages (it opens a port).
+install -m 0755 "$SRC/packaging/pdagent-listen.init" "$DESTDIR$INIT_DIR/pdagent-listen"
+install -m 0644 "$SRC/packaging/pdagent-listen.service" "$DESTDIR$UNIT_DIR/pdagent-listen.service"
 # The sources of the copies in /var/lib/pdagent/scripts, where the Agent guide
 # tells users to take the unit from: the package scripts make those copies
 # (pdagent/layout.py's COPIES, same modes). Shipped there, dpkg and rpm would

@@ -69,6 +69,10 @@ _STRING_KEYS = {
     "proxy_url_file": "",
     "ca_bundle": "",
     "log_level": "INFO",
+    # pd-listen's (pdagent/listen/settings.py checks them); the daemon only accepts them.
+    "listen_address": "",
+    "listen_socket": "",
+    "listen_token_file": "",
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 # The original agent had these; they are accepted (and ignored) so an old
@@ -221,14 +225,18 @@ def _take_locations(path, raw):
     return values
 
 
-def load_locations(path=None):
+def load_locations(path=None, keys=()):
     """Where the spool, the log and the pid file are: all that queueing and pd-queue need.
 
     Reads the file as load_main_config() does but takes only data_dir, log_dir
-    and pid_dir; the daemon's keys are not looked at.
+    and pid_dir, and the string `keys` a caller asks for (stripped, "" when
+    missing); the daemon's keys are not looked at.
     """
     path = path or config_file_path()
-    return Locations(path, _take_locations(path, read_ini_section(path)))
+    raw = read_ini_section(path)
+    values = _take_locations(path, raw)
+    values.update((key, raw.get(key, "").strip()) for key in keys)
+    return Locations(path, values)
 
 
 def load_main_config(path=None):
@@ -277,20 +285,27 @@ def _check_url(path, key, url, schemes):
         raise ConfigError(f"{path}: key '{key}' must be a {_url_kinds(schemes)} URL, not '{url}'")
 
 
-def _read_proxy_url_file(path, url_file_name):
-    """The proxy URL from the file proxy_url_file names, which may hold credentials.
+def read_secret_file(path, key, file_name, limit):
+    """At most `limit` + 1 bytes of the file that `key` of config file `path` names, which
+    holds a secret (a proxy's credentials, pd-listen's token).
 
-    Its content is never quoted in an error: the message may end up in a log
-    that more people read than the file.
+    ConfigError if the name is not absolute or the file cannot be read. Neither
+    this nor its callers ever quote the content in an error: the message may end
+    up in a log that more people read than the file.
     """
-    problem = f"{path}: key 'proxy_url_file':"
-    if not os.path.isabs(url_file_name):
-        raise ConfigError(f"{problem} must be an absolute path, not '{url_file_name}'")
+    if not os.path.isabs(file_name):
+        raise ConfigError(f"{path}: key '{key}': must be an absolute path, not '{file_name}'")
     try:
-        with open(url_file_name, "rb") as url_file:
-            data = url_file.read(_MAX_PROXY_URL_BYTES + 1)
+        with open(file_name, "rb") as secret_file:
+            return secret_file.read(limit + 1)
     except OSError as error:
-        raise ConfigError(f"{problem} cannot read {url_file_name}: {error.strerror}") from None
+        raise ConfigError(f"{path}: key '{key}': cannot read {file_name}: {error.strerror}") from None
+
+
+def _read_proxy_url_file(path, url_file_name):
+    """The proxy URL from the file proxy_url_file names, which may hold credentials."""
+    problem = f"{path}: key 'proxy_url_file':"
+    data = read_secret_file(path, "proxy_url_file", url_file_name, _MAX_PROXY_URL_BYTES)
     try:
         url = data.decode("utf-8").strip()
     except UnicodeDecodeError:

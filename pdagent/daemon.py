@@ -164,13 +164,15 @@ class EscapingFormatter(logging.Formatter):
         return "\n".join(map(escape_controls, stack_info.split("\n")))
 
 
-def setup_logging(main_config, foreground):
+def setup_logging(log_file, level, foreground):
+    """Log to `log_file` (rotated at LOG_MAX_BYTES; reopen() on SIGHUP), and to stderr in the foreground.
+
+    pdagentd's and pd-listen's logs: every line with its controls escaped."""
     formatter = EscapingFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
-    file_handler = _ReopenableLog(main_config.log_file, maxBytes=LOG_MAX_BYTES,
-                                  backupCount=LOG_BACKUPS)
+    file_handler = _ReopenableLog(log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
     file_handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.setLevel(main_config.log_level)
+    root.setLevel(level)
     root.addHandler(file_handler)
     if foreground:
         stderr_handler = logging.StreamHandler(sys.stderr)
@@ -248,7 +250,7 @@ def run(main_config, foreground):
         stderr=None if not foreground else sys.stderr,
         prevent_core=False)
     with context:
-        log_handler = setup_logging(main_config, foreground)
+        log_handler = setup_logging(main_config.log_file, main_config.log_level, foreground)
         for repeated_key in main_config.repeated_keys:
             log.warning("%s", repeated_key)
         try:

@@ -7,7 +7,9 @@ raw: a newline would forge a log line, an escape sequence would drive the
 terminal. Whatever Python does not call printable (control, format and
 separator characters, lone surrogates from undecodable file names) is shown
 as `repr()` writes it; printable text, ASCII space included, is left as it
-is. And the commands' stdout can show it at all: see utf8_stdout.
+is. And the commands' stdout can show it at all: see utf8_stdout. A routing
+key, a secret of sorts, is shown masked (mask_key) by the daemon, pd-listen
+and pd-queue metrics alike.
 """
 
 import codecs
@@ -44,7 +46,7 @@ def utf8_stdout():
 
 def mask_key(routing_key):
     """What logs and metrics show of a routing key: its last 4 characters."""
-    return "****" + routing_key[-4:]
+    return "****" + str(routing_key)[-4:]
 
 
 def mask_name(name):

@@ -1,14 +1,15 @@
 """`make demo` and `make try`: the agent end to end on this machine, against the local Events API stand-in.
 
-Both start the stand-in and pdagentd (daemonised, as in production; as the
-unprivileged `pdagent-test` user when run as root) on a spool of their own,
-and stop everything they started.
+Both start the stand-in, pdagentd (daemonised, as in production; as the
+unprivileged `pdagent-test` user when run as root) and pd-listen (the local
+Events API) on a spool of their own, and stop everything they started.
 - `make demo` sends a trigger, an acknowledge, a resolve and a change event
-  with pd-send, printing each command as it could be pasted into a shell,
-  then shows `pd-queue status` and what the stand-in received.
+  with pd-send, then one alert POSTed to pd-listen, printing each command as
+  it could be pasted into a shell, then shows `pd-queue status` and what the
+  stand-in received.
 - `make try` (--shell) opens a shell in which pd-send and pd-queue use that
-  spool and $PD_SERVICE_KEY is a key the stand-in takes; when it exits, it
-  shows what the stand-in received.
+  spool, $PD_SERVICE_KEY is a key the stand-in takes and $PD_LISTEN_URL is
+  pd-listen's address; when it exits, it shows what the stand-in received.
 """
 
 import argparse
@@ -29,6 +30,7 @@ from harness import (
     ROOT,
     ROUTING_KEY,
     Agent,
+    Listen,
     StandIn,
     ensure_daemon_user,
     wait_for,
@@ -36,6 +38,10 @@ from harness import (
 
 KEY_VARIABLE = "PD_SERVICE_KEY"  # the README's examples use it
 TRY_PROMPT = "(pdagent try) $ "
+LISTEN_VARIABLE = "PD_LISTEN_URL"
+LISTEN_EVENT = {"routing_key": ROUTING_KEY, "event_action": "trigger", "dedup_key": "web1/http",
+                "payload": {"summary": "HTTP 503 on web1 (from a tool that POSTs to the Events API)",
+                            "source": "web1.example.com", "severity": "error"}}
 COMMANDS = [
     ["-t", "trigger", "-d", "Disk /var is 95% full on db1", "-i", "db1/disk-var",
      "--severity", "critical", "--source", "db1.example.com", "-f", "mount=/var", "-f", "used=95%"],
@@ -57,19 +63,23 @@ def show(title, text):
 
 @contextlib.contextmanager
 def running_agent():
-    """(stand-in, agent) with pdagentd running, in a directory removed afterwards."""
+    """(stand-in, agent, pd-listen) with pdagentd and pd-listen running, in a directory removed afterwards."""
     workdir = tempfile.mkdtemp(prefix="pdagent-demo-")
     os.chmod(workdir, 0o755)
     standin = StandIn(workdir)
-    agent = None
+    agent = listen = None
     try:
         print(f"Events API stand-in listening on {standin.url}")
         agent = Agent(os.path.join(workdir, "agent"), ensure_daemon_user(), standin.url)
         os.chmod(agent.base, 0o755)
         pid = agent.start_daemon(foreground=False)
         print(f"pdagentd running as uid {agent.uid}, pid {pid}, spool {agent.outqueue}")
-        yield standin, agent
+        listen = Listen(agent)
+        print(f"pd-listen (the local Events API) at {listen.url}, as uid {listen.user[0]}")
+        yield standin, agent, listen
     finally:
+        if listen is not None:
+            listen.stop()
         if agent is not None and agent.daemon_running():
             agent.stop_daemon()
         standin.stop()
@@ -81,18 +91,29 @@ def show_received(standin):
                                             for event in standin.received()) or "(nothing)")
 
 
-def demo(standin, agent):
+def curl_line(event):
+    body = json.dumps(dict(event, routing_key=f"${KEY_VARIABLE}")).replace(f'"${KEY_VARIABLE}"', f'"\'"${KEY_VARIABLE}"\'"')
+    return (f"curl -sS -X POST \"${LISTEN_VARIABLE}/v2/enqueue\" -H 'Content-Type: application/json' "
+            f"--data '{body}'")
+
+
+def demo(standin, agent, listen):
     for arguments in COMMANDS:
         result = agent.send("-k", ROUTING_KEY, *arguments)
         show("$ " + pd_send_line(arguments), result.stdout + result.stderr)
         if result.returncode != 0:
             raise SystemExit("pd-send failed")
-    wait_for(lambda: len(agent.names("suc")) == len(COMMANDS), timeout=15,
+    status, answer = listen.post("/v2/enqueue", LISTEN_EVENT)
+    show("$ " + curl_line(LISTEN_EVENT), f"HTTP {status} {json.dumps(answer)}")
+    if status != 202:
+        raise SystemExit("pd-listen did not take the event")
+    wait_for(lambda: len(agent.names("suc")) == len(COMMANDS) + 1, timeout=15,
              message="the daemon to deliver all events")
     show("$ pd-queue status", agent.queue("status").stdout)
     show_received(standin)
     show("pdagentd.log", agent.log_text())
-    print(f"\nDemo OK: {len(COMMANDS)} events queued by pd-send, delivered by pdagentd, "
+    show("pd-listen.log", listen.log_text())
+    print(f"\nDemo OK: {len(COMMANDS)} events queued by pd-send and 1 by pd-listen, delivered by pdagentd, "
           "seen by the Events API stand-in.")
 
 
@@ -108,12 +129,13 @@ def shell_command(shell, prompt, directory):
     return [shell, "--rcfile", rc_file]
 
 
-def try_shell(standin, agent):
-    env = agent.env(**{KEY_VARIABLE: ROUTING_KEY, "PS1": TRY_PROMPT,
+def try_shell(standin, agent, listen):
+    env = agent.env(**{KEY_VARIABLE: ROUTING_KEY, LISTEN_VARIABLE: listen.url, "PS1": TRY_PROMPT,
                        "PATH": os.pathsep.join([BIN_DIR, os.path.join(ROOT, "bin"), os.environ.get("PATH", "")])})
     print(f"\nIn this shell pd-send and pd-queue use that spool (PDAGENT_CONFIG={agent.config_path}),\n"
-          f"and ${KEY_VARIABLE} is a key the stand-in takes. Try:\n"
+          f"${KEY_VARIABLE} is a key the stand-in takes and ${LISTEN_VARIABLE} is pd-listen. Try:\n"
           f"    {pd_send_line(COMMANDS[0][:4])}\n"
+          f"    {curl_line(LISTEN_EVENT)}\n"
           "    pd-queue status\n"
           f"What the stand-in received is in {standin.record}.\n"
           "Leave the shell (exit) to see what was delivered and stop everything.\n", flush=True)
@@ -136,8 +158,8 @@ def main():
     parser.add_argument("--shell", action="store_true",
                         help="open a shell to send your own events (make try) instead of the demo's")
     args = parser.parse_args()
-    with running_agent() as (standin, agent):
-        (try_shell if args.shell else demo)(standin, agent)
+    with running_agent() as (standin, agent, listen):
+        (try_shell if args.shell else demo)(standin, agent, listen)
     return 0
 
 

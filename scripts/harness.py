@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 if sys.version_info < (3, 7):  # noqa: UP036 (ruff knows no Python older than 3.7)
@@ -345,6 +346,72 @@ def stop_process(process, grace_secs=5):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# -- pd-listen, the local Events API ----------------------------------------------------------
+
+LISTEN_USER = "pdagent-test-listen"  # pd-listen's account: a plain local user, pd-send's rights only
+
+
+class Listen:
+    """pd-listen as a real process for `agent`'s spool, as its own unprivileged user when root.
+
+    It takes listen_address = 127.0.0.1:0 (or `settings`) and is found by the
+    address its start-up line in pd-listen.log names. The log directory is
+    the daemon's; here it is opened to every user (sticky, as /tmp), where
+    the packages give pdagent-listen its own place to write.
+    """
+
+    def __init__(self, agent, *args, settings=None, user=None):
+        self.agent = agent
+        self.user = user or (ensure_user(LISTEN_USER) if os.geteuid() == 0 else (os.getuid(), os.getgid()))
+        agent.configure(**(settings or {"listen_address": "127.0.0.1:0"}))
+        os.chmod(agent.log_dir, 0o1777)
+        self.log_path = os.path.join(agent.log_dir, "pd-listen.log")
+        self._log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        self._output = open(os.path.join(agent.base, "pd-listen.out"), "ab")  # noqa: SIM115 (closed by stop)
+        self.process = subprocess.Popen(as_user(*self.user, command("pd-listen") + list(args)),
+                                        env=agent.env(), stdout=self._output, stderr=subprocess.STDOUT)
+        self.url = wait_for(self._address, message="pd-listen to start")
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as log_file:
+                return log_file.read()
+        except FileNotFoundError:
+            return ""
+
+    def _address(self):
+        if self.process.poll() is not None:
+            with open(os.path.join(self.agent.base, "pd-listen.out"), errors="replace") as output:
+                raise AssertionError(f"pd-listen exited {self.process.returncode}: {output.read()[-2000:]}")
+        for line in self.log_text()[self._log_start:].splitlines():
+            if " started (pid " in line and "listening on " in line:
+                where = line.split("listening on ", 1)[1].split(";")[0].split(", ")
+                return next((url for url in where if url.startswith("http://")), where[0])
+        return None
+
+    @property
+    def port(self):
+        return int(self.url.rsplit(":", 1)[1])
+
+    def post(self, path, body, headers=None, timeout=10):
+        """(status, parsed answer) of one POST with a JSON body (bytes are sent as they are)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method="POST",
+                                         headers=dict({"Content-Type": "application/json"}, **(headers or {})))
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(20)
+        self._output.close()
+        return self.process.returncode
 
 
 # -- a real HTTP proxy ------------------------------------------------------------------------

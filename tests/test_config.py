@@ -280,7 +280,8 @@ def edited_values(tmp_path):
     values = {key: str(default + 1) for key, default in {**config._INT_KEYS, **config._FLOAT_KEYS}.items()}
     values.update(events_api_url="https://events.eu.pagerduty.com", source_address="127.0.0.1",
                   proxy_url="http://proxy.example.com:3128", proxy_url_file=str(proxy_file),
-                  ca_bundle=str(ca_file), log_level="DEBUG",
+                  ca_bundle=str(ca_file), log_level="DEBUG", listen_address="127.0.0.1:49463",
+                  listen_socket="/run/pdagent-listen/events.sock", listen_token_file="/etc/pdagent/listen-token",
                   data_dir=str(tmp_path / "data"), log_dir=str(tmp_path / "log"), pid_dir=str(tmp_path / "run"))
     return values
 

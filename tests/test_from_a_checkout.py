@@ -1,4 +1,5 @@
-"""What a newcomer meets in a fresh clone: make demo, make try, pdagentd as root, make test's apt line."""
+"""What a newcomer meets in a fresh clone: make demo, make try (pd-send and pd-listen), pdagentd as root,
+make test's apt line."""
 
 import json
 import os
@@ -27,11 +28,13 @@ def test_demo_commands_pasted_into_make_try_deliver_the_same_events():
     lines = [line[len("== $ "):] for line in shown.splitlines() if line.startswith("== $ pd-send ")]
     assert [shlex.split(line) for line in lines] \
         == [["pd-send", "-k", "$PD_SERVICE_KEY", *arguments] for arguments in demo.COMMANDS]
+    curl = [line[len("== $ "):] for line in shown.splitlines() if line.startswith("== $ curl ")]
+    assert len(curl) == 1 and "$PD_LISTEN_URL/v2/enqueue" in curl[0]
     # What a user does: paste them into the shell `make try` opens.
-    tried = subprocess.run(DEMO + ["--shell"], input="\n".join(lines) + "\n", capture_output=True, text=True,
-                           timeout=120, check=True, env=dict(os.environ, SHELL="/bin/sh"))
-    assert tried.stdout.count("Event processed.") == len(demo.COMMANDS), tried.stdout + tried.stderr
-    assert len(received(shown)) == len(demo.COMMANDS)
+    tried = subprocess.run(DEMO + ["--shell"], input="\n".join(lines + curl) + "\n", capture_output=True,
+                           text=True, timeout=120, check=True, env=dict(os.environ, SHELL="/bin/sh"))
+    assert tried.stdout.count("Event processed") == len(demo.COMMANDS) + 1, tried.stdout + tried.stderr
+    assert len(received(shown)) == len(demo.COMMANDS) + 1
     assert received(tried.stdout) == received(shown)
 
 
@@ -106,14 +109,17 @@ def test_make_test_says_which_system_tools_it_installs_and_why(fake_system):
     heading, *tools = output.splitlines()
     assert heading == "installing system tools with apt-get (and the packages they depend on):"
     reasons = dict(TOOL_LINE.fullmatch(line).groups() for line in tools)
-    assert list(reasons) == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin"]
+    assert list(reasons) == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin",
+                             "prometheus-alertmanager", "curl"]
     assert all("tests/" in reason for reason in reasons.values()), reasons  # which tests need it
-    assert calls == ["update -qq", "install -y -qq tinyproxy lintian rpm shellcheck faketime icinga2-bin"]
+    assert calls == ["update -qq",
+                     "install -y -qq tinyproxy lintian rpm shellcheck faketime icinga2-bin prometheus-alertmanager curl"]
 
 
 def test_make_test_as_a_user_says_what_will_be_skipped(fake_system):
     output, calls = fake_system(1000)
     heading, *tools = output.splitlines()
     assert heading.startswith("not root: cannot install these system tools")
-    assert [TOOL_LINE.fullmatch(line).group(1) for line in tools] == ["tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin"]
+    assert [TOOL_LINE.fullmatch(line).group(1) for line in tools] == [
+        "tinyproxy", "lintian", "rpm", "shellcheck", "faketime", "icinga2-bin", "prometheus-alertmanager", "curl"]
     assert calls == []

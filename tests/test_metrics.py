@@ -36,7 +36,8 @@ METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 TYPES = {"pdagent_daemon_up": "gauge", "pdagent_daemon_up_known": "gauge", "pdagent_spool_events": "gauge",
          "pdagent_oldest_pending_age_seconds": "gauge", "pdagent_key_backed_off": "gauge",
-         "pdagent_key_backoff_remaining_seconds": "gauge", "pdagent_events_delivered_total": "counter",
+         "pdagent_key_backoff_remaining_seconds": "gauge", "pdagent_spool_events_by_origin": "gauge",
+         "pdagent_events_delivered_total": "counter",
          "pdagent_events_failed_total": "counter", "pdagent_counters_saved_age_seconds": "gauge"}
 
 
@@ -117,6 +118,9 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
     remaining = samples["pdagent_key_backoff_remaining_seconds"]
     assert 0 < remaining.pop(key_labels(KEY_SLOW)) <= 2  # backoff_max_secs
     assert remaining == {key_labels(KEY_OK): 0, key_labels(KEY_BAD): 0}
+
+    assert samples["pdagent_spool_events_by_origin"] == {
+        (("queued_by", "pd-send"), ("state", "delivered")): 2, (("queued_by", "test"), ("state", "pending")): 1}
 
     stop_daemon(agent)
     down = metrics(agent)

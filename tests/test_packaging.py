@@ -50,6 +50,7 @@ COMMANDS = {
     "pd-send": "pdagent.cli.pd_send",
     "pd-queue": "pdagent.cli.pd_queue",
     "pdagentd": "pdagent.cli.pdagentd",
+    "pd-listen": "pdagent.cli.pd_listen",
     "pd-nagios": "pdagent.integrations.nagios",
     "pd-zabbix": "pdagent.integrations.zabbix",
     "pd-sensu": "pdagent.integrations.sensu",
@@ -173,6 +174,7 @@ def expected_deb_files():
     files = set(LAUNCHERS) | {f"{MAN_DIR}/{name}.1.gz" for name in COMMANDS} | {LINTIAN_OVERRIDES}
     files |= {f"{DEB_PYTHON_DIR}/{name}" for name in source_python_files()}
     files |= {"etc/pdagent.conf", "etc/init.d/pdagent", "lib/systemd/system/pdagent.service",
+              "etc/init.d/pdagent-listen", "lib/systemd/system/pdagent-listen.service",
               "usr/share/pdagent/scripts/pdagent.service", "usr/share/pdagent/scripts/pdagent.init",
               "usr/share/doc/pdagent/copyright", "usr/share/doc/pdagent/changelog.gz", *EXAMPLES}
     if (ROOT / "README.md").exists():
@@ -180,7 +182,8 @@ def expected_deb_files():
     return files
 
 
-EXECUTABLES = set(LAUNCHERS) | {"etc/init.d/pdagent", "usr/share/pdagent/scripts/pdagent.init"}
+EXECUTABLES = set(LAUNCHERS) | {"etc/init.d/pdagent", "usr/share/pdagent/scripts/pdagent.init",
+                                "etc/init.d/pdagent-listen"}
 
 
 def test_deb_file_list(deb):
@@ -228,7 +231,7 @@ def test_deb_control_fields(deb):
 
 def test_deb_conffiles_and_trigger(deb):
     conffiles = (deb["control"] / "conffiles").read_text().split()
-    assert sorted(conffiles) == ["/etc/init.d/pdagent", "/etc/pdagent.conf"]
+    assert sorted(conffiles) == ["/etc/init.d/pdagent", "/etc/init.d/pdagent-listen", "/etc/pdagent.conf"]
     # A new default python3 re-runs the postinst's byte-compiling.
     assert (deb["control"] / "triggers").read_text() == "interest-noawait /usr/bin/python3\n"
     assert "triggered)" in (deb["control"] / "postinst").read_text()
@@ -457,9 +460,9 @@ def test_build_deb_takes_a_version(tmp_path):
 
 # -- the systemd unit -------------------------------------------------------------------
 
-def unit_settings():
+def unit_settings(unit="pdagent.service"):
     settings = {}
-    for line in (PACKAGING / "pdagent.service").read_text().splitlines():
+    for line in (PACKAGING / unit).read_text().splitlines():
         if line and not line.startswith(("#", "[")):
             key, _, value = line.partition("=")
             settings.setdefault(key, []).append(value)
@@ -984,7 +987,8 @@ def test_rpm_requires_and_config_files(rpm):
         assert item in requires, item
     assert {item for item in requires if item.startswith(("python(abi)", "/usr/bin/python"))} \
         == {f"python(abi) = {rpm['abi']}", rpm["python"]}  # one python, the launchers' own
-    assert sorted(rpm_query(rpm["path"], "-c").split()) == ["/etc/pdagent.conf", "/etc/rc.d/init.d/pdagent"]
+    assert sorted(rpm_query(rpm["path"], "-c").split()) == ["/etc/pdagent.conf", "/etc/rc.d/init.d/pdagent",
+                                                           "/etc/rc.d/init.d/pdagent-listen"]
     assert "pdagent-integrations < 2" in rpm_query(rpm["path"], "--obsoletes")
 
 
@@ -1033,3 +1037,107 @@ def test_build_rpm_refuses_an_unknown_target(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == "build-rpm.sh: PDAGENT_RPM_TARGET must be el8 or el9, not 'el7'\n"
     assert not list(tmp_path.iterdir())
+
+
+# -- pd-listen's service: pdagent-listen --------------------------------------------------------
+
+LISTEN_UNIT = "pdagent-listen.service"
+
+
+def test_listen_unit_runs_as_its_own_account_writing_only_new_spool_entries_and_its_log():
+    settings = unit_settings(LISTEN_UNIT)
+    assert settings["ExecStart"] == ["/usr/bin/pd-listen --log-dir /var/log/pdagent-listen"]
+    assert settings["User"] == ["pdagent-listen"] and settings["Group"] == ["pdagent-listen"]
+    assert "SupplementaryGroups" not in settings  # not pdagent's group: no suc/, err/, db/
+    assert sorted(" ".join(settings["ReadWritePaths"]).split()) == [
+        "/var/lib/pdagent/outqueue/pdq", "/var/lib/pdagent/outqueue/tmp"]
+    assert settings["LogsDirectory"] == ["pdagent-listen"] and settings["RuntimeDirectory"] == ["pdagent-listen"]
+    for key in ("ProtectHome", "PrivateTmp", "NoNewPrivileges", "PrivateDevices", "PrivateUsers"):
+        assert settings[key] == ["yes"], key
+    assert settings["CapabilityBoundingSet"] == [""]
+
+
+def test_listen_unit_is_no_more_exposed_than_pdagents(tmp_path):
+    """systemd-analyze security (offline) of the shipped units: pdagent-listen's score is at most pdagentd's."""
+    require("systemd-analyze")
+    scores = {}
+    for unit in ("pdagent.service", LISTEN_UNIT):
+        result = run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(PACKAGING / unit)])
+        if result.returncode != 0 and "offline" in result.stderr:
+            pytest.skip("this systemd-analyze has no --offline")
+        found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+        assert found, result.stdout + result.stderr
+        scores[unit] = float(found.group(1))
+    assert scores[LISTEN_UNIT] <= scores["pdagent.service"], scores
+    assert scores[LISTEN_UNIT] <= 1.9
+
+
+def test_listen_service_is_installed_but_never_enabled_by_the_packages(deb, rpm):
+    postinst = (deb["control"] / "postinst").read_text()
+    assert "update-rc.d pdagent-listen defaults-disabled" in postinst
+    assert not re.search(r"enable\S* pdagent-listen", postinst)
+    assert "adduser --system --quiet --ingroup pdagent-listen" in postinst
+    scriptlets = rpm_scriptlets(rpm["path"])
+    assert "useradd -r -g pdagent-listen " in scriptlets["PREIN"]
+    assert "pdagent-listen" not in scriptlets["POSTIN"].replace("chkconfig --add pdagent-listen", "")
+    assert "Default-Start:\n" in (PACKAGING / "pdagent-listen.init").read_text()
+
+
+def test_listen_init_script_starts_reports_and_stops_a_real_pd_listen(agent_home):
+    """`service pdagent-listen start|status|stop` with the LSB exit codes, on a copy of the script
+    whose paths point into a test tree, running the checkout's pd-listen as its own user."""
+    if os.geteuid() != 0:
+        pytest.skip("the init script's start/stop need root")
+    user = ensure_user("pdagent-test-listen")
+    tmp_path = Path(agent_home)  # every user may traverse it
+    data = tmp_path / "data"
+    for sub in ("outqueue/tmp", "outqueue/pdq"):
+        (data / sub).mkdir(parents=True)
+        (data / sub).chmod(0o1777)
+    launcher = tmp_path / "pd-listen"
+    launcher.write_text(f"#!/usr/bin/python3 -s\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                        "from pdagent.cli.pd_listen import main\nsys.exit(main())\n")
+    launcher.chmod(0o755)
+    port = closed_port_here()
+    config = tmp_path / "pdagent.conf"
+    config.write_text(f"[Main]\ndata_dir = {data}\nlog_dir = {tmp_path}\npid_dir = {tmp_path}\n"
+                      f"listen_address = 127.0.0.1:{port}\n")
+    config.chmod(0o644)
+    replacements = {"DAEMON=/usr/bin/pd-listen": f"DAEMON={launcher}",
+                    "DAEMON_USER=pdagent-listen": "DAEMON_USER=pdagent-test-listen",
+                    "DAEMON_GROUP=pdagent-listen": "DAEMON_GROUP=pdagent-test-listen",
+                    "RUN_DIR=/var/run/pdagent-listen": f"RUN_DIR={tmp_path / 'run'}",
+                    "LOG_DIR=/var/log/pdagent-listen": f"LOG_DIR={tmp_path / 'log'}"}
+    text = (PACKAGING / "pdagent-listen.init").read_text()
+    for old, new in replacements.items():
+        assert text.count(old + "\n") == 1, old
+        text = text.replace(old + "\n", new + "\n")
+    script = tmp_path / "pdagent-listen"
+    script.write_text(text)
+    script.chmod(0o755)
+    env = dict(os.environ, PDAGENT_CONFIG=str(config))
+
+    def service(action):
+        return run([str(script), action], env=env, timeout=40)
+
+    assert service("status").returncode == 3
+    assert service("start").returncode == 0
+    pid = int((tmp_path / "run" / "pd-listen.pid").read_text())
+    assert pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_uid == user[0]
+    assert service("status").returncode == 0
+    assert service("start").returncode == 0 and int((tmp_path / "run" / "pd-listen.pid").read_text()) == pid
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        assert response.status == 200
+    assert "started" in (tmp_path / "log" / "pd-listen.log").read_text()
+    assert service("stop").returncode == 0
+    assert not alive(pid)
+    assert service("status").returncode == 3
+    assert run(["sh", "-n", str(PACKAGING / "pdagent-listen.init")]).returncode == 0
+
+
+def closed_port_here():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -111,7 +111,8 @@ def test_status_of_an_empty_spool_and_of_one_key(home):
     put(home, "pdq", T0 * 10**6, "key1", trigger("key1", "a", "one"))
     assert home.queue("status", "-k", "key2").stdout == "Nothing to report.\n"
     assert home.queue("status", "--json", "-k", "key2").stdout == (
-        '{\n  "keys": {},\n  "agent": {\n    "delivered": 0,\n    "failed": 0,\n    "started_on": null\n  }\n}\n')
+        '{\n  "keys": {},\n  "agent": {\n    "delivered": 0,\n    "failed": 0,\n    "started_on": null\n  },\n'
+        '  "queued_by": {\n    "pending": {},\n    "delivered": {}\n  }\n}\n')
     put(home, "err", T0 * 10**6, "key2", trigger("key2", "b", "two"))
     put(home, "err", T0 * 10**6 + 5, "key2", trigger("key2", "c", "two"))
     result = home.queue("status", "-k", "key2")
@@ -160,7 +161,23 @@ def test_status_json(home):
 
 def test_status_json_without_a_state_file(home):
     report = json.loads(home.queue("status", "--json").stdout)
-    assert report == {"keys": {}, "agent": {"delivered": 0, "failed": 0, "started_on": None}}
+    assert report == {"keys": {}, "agent": {"delivered": 0, "failed": 0, "started_on": None},
+                      "queued_by": {"pending": {}, "delivered": {}}}
+
+
+def test_status_json_counts_pending_and_delivered_events_by_who_queued_them(home):
+    origins = [f"tool-{number:02d}" for number in range(20)] + ["pd-listen"] * 3 + ["bad\x1b[31m"]
+    for number, origin in enumerate(origins):
+        entry = dict(trigger("key1", f"o{number}", "x"), agent={"queued_by": origin})
+        put(home, "pdq", T0 * 10**6 + number, "key1", entry)
+    put(home, "suc", T0 * 10**6, "key1", dict(trigger("key1", "s", "x"), agent=None))
+    put(home, "suc", T0 * 10**6 + 1, "key1", dict(trigger("key1", "t", "x"), agent={"queued_by": "pd-listen"}))
+    put(home, "err", T0 * 10**6, "key1", dict(trigger("key1", "e", "x"), agent={"queued_by": "pd-listen"}))
+    by_origin = json.loads(home.queue("status", "--json").stdout)["queued_by"]
+    pending = by_origin["pending"]
+    assert len(pending) == 16 and pending["pd-listen"] == 3 and sum(pending.values()) == len(origins)
+    assert "other" in pending and "bad\x1b[31m" not in pending
+    assert by_origin["delivered"] == {"pd-listen": 1, "unknown": 1}  # err/ is not counted
 
 
 # -- retry ---------------------------------------------------------------------------------------

@@ -128,10 +128,11 @@ def command_parser(parser, command):
 
 # -- reading the queue ----------------------------------------------------------------------
 
-def read_queue(spool, db_dir, routing_key=None):
+def read_queue(spool, db_dir, routing_key=None, origins=False):
     """What status --json, check and metrics report: {"counts": {key: {pdq, suc, err}},
     "oldest": {key: when its oldest pending event came (its ctime, not its name)},
-    "state": the saved state, "state_saved": when the daemon saved it (epoch seconds) or None}.
+    "state": the saved state, "state_saved": when the daemon saved it (epoch seconds) or None,
+    "origins": counts_by_origin() when `origins`, which reads every entry}.
 
     A state file that cannot be read counts as none, as it does for the daemon.
     """
@@ -140,7 +141,45 @@ def read_queue(spool, db_dir, routing_key=None):
     for key in oldest.keys() - counts.keys():  # queued between the two listings
         counts[key] = dict.fromkeys(QUEUE_FOLDERS, 0)
     return {"counts": counts, "oldest": oldest, "state": read_state(db_dir),
-            "state_saved": _saved_at(os.path.join(db_dir, STATE_FILE))}
+            "state_saved": _saved_at(os.path.join(db_dir, STATE_FILE)),
+            "origins": counts_by_origin(spool, routing_key) if origins else None}
+
+
+# -- who queued what: the entries' agent.queued_by ----------------------------------------------
+
+ORIGIN_FOLDERS = {"pending": "pdq", "delivered": "suc"}
+MAX_ORIGINS = 16  # any local user writes queued_by: past this many names, the rarest are "other"
+_MAX_ORIGIN_CHARS = 64
+
+
+def counts_by_origin(spool, routing_key=None):
+    """{"pending": {queued_by: n}, "delivered": {queued_by: n}} over pdq/ and suc/.
+
+    Reads every entry of the two (status --json and metrics only; the table
+    and check read names alone). What no tool could have written, or an entry
+    that cannot be read (one the daemon moved meanwhile), counts as "unknown".
+    """
+    counts = {}
+    for label, folder in ORIGIN_FOLDERS.items():
+        tally = collections.Counter(_origin(spool, folder, name)
+                                    for name in spool.names(folder, routing_key))
+        if len(tally) > MAX_ORIGINS:
+            kept = dict(tally.most_common(MAX_ORIGINS - 1))
+            kept["other"] = kept.get("other", 0) + sum(tally.values()) - sum(kept.values())
+            tally = kept
+        counts[label] = dict(sorted(tally.items()))
+    return counts
+
+
+def _origin(spool, folder, name):
+    try:
+        agent = spool.read_entry(folder, name).get("agent")
+    except (OSError, SpoolError):
+        return "unknown"
+    queued_by = agent.get("queued_by") if isinstance(agent, dict) else None
+    if not isinstance(queued_by, str) or not queued_by.isprintable() or not 0 < len(queued_by) <= _MAX_ORIGIN_CHARS:
+        return "unknown"
+    return queued_by
 
 
 def _saved_at(path):
@@ -193,7 +232,7 @@ def status_json(queue, now):
             "backed_off": _backed_off(state, key, now),
             "backoff_until": _iso(backoff_until) if _backed_off(state, key, now) else None,
         }
-    return {"keys": keys, "agent": state["counters"]}
+    return {"keys": keys, "agent": state["counters"], "queued_by": queue["origins"]}
 
 
 def _iso(epoch_seconds):
@@ -370,7 +409,6 @@ def key_labels(routing_key):
     alike (two series with the same labels would be one) without revealing either."""
     import hashlib
 
-    # Imported here: the delivery engine brings requests, 0.1 s that only metrics pays.
     digest = hashlib.sha256(routing_key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f'routing_key="{_label_value(mask_key(routing_key))}",key_id="{digest}"'
 
@@ -408,6 +446,11 @@ def metrics_text(queue, daemon_up, now):
          "Seconds until the routing key's back-off ends, 0 when it is not backed off.",
          [(labels[key], round(max(0.0, state["keys"].get(key, {}).get("backoff_until", 0) - now), 3))
           for key in keys]),
+        ("pdagent_spool_events_by_origin", "gauge",
+         ("Pending and delivered (kept until cleanup) events in the spool by who queued them "
+          "(the entry's queued_by: pd-send, pd-listen, an integration, a library caller)."),
+         [(f"queued_by=\"{_label_value(origin)}\",state=\"{state_name}\"", count)
+          for state_name, by_origin in queue["origins"].items() for origin, count in by_origin.items()]),
         ("pdagent_events_delivered_total", "counter",
          "Events the daemon delivered (accepted by the Events API), kept across restarts.",
          [("", state["counters"]["delivered"])]),
@@ -473,7 +516,7 @@ def main(argv=None):
         locations = load_locations()
         spool = Spool(locations.outqueue_dir, locations.db_dir)
         if args.command == "status" and args.json:
-            queue = read_queue(spool, locations.db_dir, args.routing_key)
+            queue = read_queue(spool, locations.db_dir, args.routing_key, origins=True)
             print(json.dumps(status_json(queue, time.time()), indent=2))
         elif args.command == "status":
             print(status_table(spool.counts_by_key(args.routing_key)))
@@ -482,7 +525,7 @@ def main(argv=None):
                 print(line)
         elif args.command == "metrics":
             now = time.time()
-            queue = read_queue(spool, locations.db_dir)
+            queue = read_queue(spool, locations.db_dir, origins=True)
             daemon = daemon_status(locations)
             if daemon.running is None:
                 print(f"pd-queue: cannot tell whether pdagentd is running: {_one_line(daemon.reason)}",

@@ -1,0 +1,380 @@
+"""pd-listen's sockets: one selector loop for all connections, a few threads for the spool.
+
+Why this and not http.server: socketserver's threading server starts a thread
+per connection, unbounded, and leaves timeouts to each handler, so a few
+thousand slow or idle clients exhaust the host. Here every limit is the
+server's, enforced in one place:
+- Connections: at most `max_connections` open. A new one past that evicts the
+  longest-quiet connection that has no whole request in progress (idle, or
+  still sending its head), so idle or slow clients can never lock out a
+  working one; if every connection is mid-request, the new one is closed.
+- Time: a request's head must be complete `header_timeout` after its first
+  byte (408); its body may not stall longer than `body_timeout` nor take
+  longer than REQUEST_LIMIT_SECS in all (408); an idle keep-alive connection
+  closes after `idle_timeout`; a client that does not read its answer is
+  dropped after `body_timeout`. One sweep a second checks them all.
+- Memory: a connection holds at most one request (the head is bounded by
+  http.MAX_HEAD_BYTES, the body by MAX_BODY_BYTES, both refused as soon as
+  announced or exceeded); it is not read from while its request is queued.
+- Work: parsing and framing run on the loop; the enqueue (JSON, validation,
+  write, two fsyncs) runs on ENQUEUE_THREADS threads, so concurrent requests'
+  fsyncs overlap and the filesystem commits them together. Each answer is
+  sent only when its own enqueue returned: a 202 is never ahead of its fsync.
+After an error answer the connection is shut for writing and its remaining
+input discarded for a moment (a "lingering close"), so the client reads the
+answer instead of a reset.
+"""
+
+import collections
+import errno
+import logging
+import os
+import selectors
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from pdagent.listen.api import Answer
+from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
+from pdagent.listen.sockets import client_name
+
+log = logging.getLogger("pdagent.listen")
+
+ENQUEUE_THREADS = 8
+REQUEST_LIMIT_SECS = 120.0
+LINGER_SECS = 2.0
+_RECV_BYTES = 65536
+_LINGER_BYTES = 1024 * 1024
+
+# What a connection is doing; the ones a new connection may evict when the server is full.
+IDLE, HEAD, BODY, WORKING, WRITING, LINGERING = range(6)
+_EVICTABLE = (IDLE, HEAD)
+
+
+class Limits:
+    def __init__(self, header_timeout=10.0, body_timeout=30.0, idle_timeout=60.0, max_connections=4096):
+        self.header_timeout, self.body_timeout = header_timeout, body_timeout
+        self.idle_timeout, self.max_connections = idle_timeout, max_connections
+
+
+class Connection:
+    __slots__ = ("answered", "client", "deadline", "keep_alive", "lingered", "outbox", "phase", "reader",
+                 "request_limit", "sock")
+
+    def __init__(self, sock, client, now, idle_timeout):
+        self.sock, self.client = sock, client
+        self.reader = RequestReader()
+        self.phase, self.deadline = IDLE, now + idle_timeout
+        self.request_limit = 0.0
+        self.outbox = b""
+        self.keep_alive = True
+        self.answered = False  # 100 Continue sent for the current request
+        self.lingered = 0
+
+
+class Server:
+    """The loop: accept, read, frame, hand whole requests to the enqueue threads, answer."""
+
+    def __init__(self, listener, listening_sockets, limits):
+        self.listener = listener
+        self.limits = limits
+        self._selector = selectors.DefaultSelector()
+        self._listening = list(listening_sockets)
+        self._connections = collections.OrderedDict()  # fd -> Connection, longest quiet first
+        self._pool = ThreadPoolExecutor(max_workers=ENQUEUE_THREADS, thread_name_prefix="enqueue")
+        self._done = collections.deque()  # (connection, Answer) from the enqueue threads
+        self._pipelined = collections.deque()  # connections with a next request already in their buffer
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._stopping = False
+        self._on_tick = None
+
+    # -- running ---------------------------------------------------------------------------
+
+    def wake(self):
+        """Make the loop look around now (signal handlers and the enqueue threads call it)."""
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:
+            pass  # the pipe is full: the loop is awake already
+
+    def stop(self):
+        self._stopping = True
+        self.wake()
+
+    def run(self, on_tick=None):
+        for sock in self._listening:
+            sock.setblocking(False)
+            self._selector.register(sock, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        next_sweep = time.monotonic() + 1.0
+        while not self._stopping:
+            for key, events in self._selector.select(timeout=max(0.0, next_sweep - time.monotonic())):
+                if key.fileobj is self._wake_read:
+                    self._drain_wake_pipe()
+                elif key.data is None:
+                    self._accept(key.fileobj)
+                else:
+                    self._on_ready(key.data, events)
+            self._send_finished_answers()
+            self._read_pipelined()
+            if on_tick:
+                on_tick()
+            if time.monotonic() >= next_sweep:
+                self._sweep(time.monotonic())
+                next_sweep = time.monotonic() + 1.0
+        self._shut_down()
+
+    def _shut_down(self):
+        """Stop taking requests, let the enqueues in progress finish and answer them, close all."""
+        for sock in self._listening:
+            self._selector.unregister(sock)
+            sock.close()
+        self._pool.shutdown(wait=True)
+        self._send_finished_answers()
+        for connection in list(self._connections.values()):
+            if connection.phase == WRITING:
+                self._flush_blocking(connection)
+            self._close(connection)
+        self._selector.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def _drain_wake_pipe(self):
+        try:
+            while os.read(self._wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _accept(self, listening):
+        while True:
+            try:
+                sock, address = listening.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._evict_one()  # out of descriptors: make room for the next try
+                    return
+                if error.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            if len(self._connections) >= self.limits.max_connections and not self._evict_one():
+                sock.close()
+                continue
+            sock.setblocking(False)
+            connection = Connection(sock, client_name(sock, address), time.monotonic(),
+                                    self.limits.idle_timeout)
+            self._connections[sock.fileno()] = connection
+            self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _evict_one(self):
+        for connection in self._connections.values():
+            if connection.phase in _EVICTABLE:
+                self._close(connection)
+                return True
+        return False
+
+    def _close(self, connection):
+        fd = connection.sock.fileno()
+        if fd < 0:
+            return
+        self._connections.pop(fd, None)
+        if connection.phase != WORKING:
+            self._selector.unregister(connection.sock)
+        connection.sock.close()
+
+    def _touch(self, connection):
+        self._connections.move_to_end(connection.sock.fileno())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _on_ready(self, connection, events):
+        if connection.phase == WRITING:
+            self._write(connection)
+        elif connection.phase == LINGERING:
+            self._linger(connection)
+        else:
+            self._read(connection)
+
+    def _read(self, connection):
+        try:
+            data = connection.sock.recv(_RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(connection)
+            return
+        if not data:
+            self._close(connection)
+            return
+        self._touch(connection)
+        now = time.monotonic()
+        if connection.phase == IDLE:
+            connection.phase = HEAD
+            connection.deadline = now + self.limits.header_timeout
+            connection.request_limit = now + REQUEST_LIMIT_SECS
+        elif connection.phase == BODY:
+            connection.deadline = min(now + self.limits.body_timeout, connection.request_limit)
+        try:
+            connection.reader.feed(data)
+        except HttpError as error:
+            self._refuse(connection, error)
+            return
+        self._advance_or_refuse(connection, now)
+
+    def _advance_or_refuse(self, connection, now):
+        try:
+            self._advance(connection, now)
+        except HttpError as error:
+            self._refuse(connection, error)
+
+    def _refuse(self, connection, error):
+        """Answer a request that could not be read, and close: its framing can no longer be trusted."""
+        self._answer(connection, Answer(error.status, {"status": "bad request", "message": str(error)},
+                                        log_line=str(error), close=True))
+
+    def _advance(self, connection, now):
+        """Move the request on as far as the bytes so far allow."""
+        reader = connection.reader
+        if connection.phase == HEAD:
+            head = reader.read_head()
+            if head is None:
+                return
+            connection.keep_alive = head.keep_alive
+            early = self.listener.check_head(head)
+            if early is not None:
+                if reader.body_length == 0:
+                    reader.read_body()  # nothing to read: the connection is ready for the next request
+                else:
+                    early.close = True  # the body is not read, so the framing of what follows is lost
+                self._answer(connection, early)
+                return
+            connection.phase = BODY
+            connection.deadline = min(now + self.limits.body_timeout, connection.request_limit)
+            if head.expects_continue and not connection.answered:
+                connection.answered = True
+                self._send_quietly(connection, CONTINUE)
+        if connection.phase == BODY:
+            head = reader.head
+            body = reader.read_body()
+            if body is None:
+                return
+            connection.phase = WORKING
+            self._selector.unregister(connection.sock)
+            future = self._pool.submit(self.listener.answer, head, body)
+            future.add_done_callback(lambda done, connection=connection: self._finished(connection, done))
+
+    def _finished(self, connection, future):
+        """On an enqueue thread: queue the answer for the loop."""
+        try:
+            answer = future.result()
+        except Exception:  # a bug must not leave the client waiting: answer 500, log the traceback
+            log.exception("answering %s failed", connection.client)
+            answer = Answer(500, {"status": "error", "message": "internal error; see pd-listen.log"},
+                            close=True)
+        self._done.append((connection, answer))
+        self.wake()
+
+    def _send_finished_answers(self):
+        while self._done:
+            connection, answer = self._done.popleft()
+            if connection.sock.fileno() < 0:
+                continue
+            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+            connection.phase = IDLE  # registered again; _answer sets the phase that follows
+            self._answer(connection, answer)
+
+    # -- answering -------------------------------------------------------------------------
+
+    def _answer(self, connection, answer):
+        if answer.log_line:
+            log.log(logging.INFO if answer.status < 500 else logging.WARNING,
+                    "%d from %s: %s", answer.status, connection.client, answer.log_line)
+        keep_alive = connection.keep_alive and not answer.close
+        connection.keep_alive = keep_alive
+        connection.outbox = response_bytes(answer.status, answer.body_bytes(), keep_alive, answer.headers)
+        connection.answered = False
+        connection.phase = WRITING
+        connection.deadline = time.monotonic() + self.limits.body_timeout
+        self._write(connection)
+
+    def _send_quietly(self, connection, data):
+        try:
+            connection.sock.send(data)
+        except OSError:
+            pass  # the final answer will meet the same problem and close the connection
+
+    def _write(self, connection):
+        try:
+            sent = connection.sock.send(connection.outbox)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._close(connection)
+            return
+        connection.outbox = connection.outbox[sent:]
+        if connection.outbox:
+            self._selector.modify(connection.sock, selectors.EVENT_WRITE, connection)
+            return
+        self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        if not connection.keep_alive:
+            self._start_lingering(connection)
+            return
+        now = time.monotonic()
+        connection.phase, connection.deadline = IDLE, now + self.limits.idle_timeout
+        if connection.reader.started:  # a pipelined request is waiting in the buffer
+            connection.phase = HEAD
+            connection.deadline = now + self.limits.header_timeout
+            connection.request_limit = now + REQUEST_LIMIT_SECS
+            self._pipelined.append(connection)  # read by the loop: no recursion however many are sent
+
+    def _read_pipelined(self):
+        while self._pipelined:
+            connection = self._pipelined.popleft()
+            if connection.sock.fileno() >= 0 and connection.phase == HEAD:
+                self._advance_or_refuse(connection, time.monotonic())
+
+    def _flush_blocking(self, connection):
+        try:
+            connection.sock.settimeout(1.0)
+            connection.sock.sendall(connection.outbox)
+        except OSError:
+            pass
+
+    def _start_lingering(self, connection):
+        try:
+            connection.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(connection)
+            return
+        connection.phase, connection.deadline, connection.lingered = LINGERING, time.monotonic() + LINGER_SECS, 0
+
+    def _linger(self, connection):
+        try:
+            data = connection.sock.recv(_RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        connection.lingered += len(data)
+        if not data or connection.lingered > _LINGER_BYTES:
+            self._close(connection)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _sweep(self, now):
+        for connection in list(self._connections.values()):
+            if connection.phase == WORKING or now < connection.deadline:
+                continue
+            if connection.phase in (HEAD, BODY):
+                what = "head" if connection.phase == HEAD else "body"
+                self._answer(connection, Answer(408, {"status": "request timeout",
+                                                      "message": f"the request {what} took too long"},
+                                                log_line=f"request {what} timed out", close=True))
+            else:
+                self._close(connection)  # idle, not reading its answer, or done lingering
