@@ -9,8 +9,8 @@ import socket
 import subprocess
 
 import pytest
-from conftest import as_user, command, routing_key, wait_for
 from harness import LISTEN_USER, Listen
+from helpers import as_user, command, routing_key, wait_for
 
 KEY = routing_key(18)
 TOKEN = "s3cret-t0ken"
@@ -300,7 +300,7 @@ def test_an_unwritable_spool_gets_503_with_the_reason_and_health_says_so(agent, 
 
 def test_a_full_or_read_only_disk_gets_503_and_the_client_can_retry(agent):
     """On a real filesystem that fills up, then turns read-only: never a 202 for an event not on disk."""
-    from faultlib import fill_up, remount, tmpfs_data_dir
+    from helpers import fill_up, remount, tmpfs_data_dir
     with tmpfs_data_dir(agent, size="2m") as data_dir:
         server = Listen(agent)
         try:

@@ -16,8 +16,8 @@ import subprocess
 import urllib.request
 
 import pytest
-from conftest import routing_key, wait_for
 from harness import Listen, closed_port, stop_process
+from helpers import routing_key, wait_for
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
 KEY = routing_key(20)

@@ -15,8 +15,8 @@ import threading
 import time
 
 import pytest
-from conftest import routing_key, wait_for
 from harness import Listen
+from helpers import routing_key, wait_for
 
 KEY = routing_key(19)
 
