@@ -120,7 +120,7 @@ def test_metrics_of_a_running_daemon_then_of_a_stopped_one(agent, standin):
     assert remaining == {key_labels(KEY_OK): 0, key_labels(KEY_BAD): 0}
 
     assert samples["pdagent_spool_events_by_origin"] == {
-        (("queued_by", "pd-send"), ("state", "delivered")): 2, (("queued_by", "test"), ("state", "pending")): 1}
+        (("queued_by", "pd-send"), ("state", "delivered")): 2, (("queued_by", "pd-send"), ("state", "pending")): 1}
 
     stop_daemon(agent)
     down = metrics(agent)
