@@ -32,7 +32,6 @@ not stop the daemon; it logs each repeated key at start.
 agent's integration scripts call.
 """
 
-import math
 import os
 
 from pdagent.formats import is_ip_address, is_url
@@ -269,7 +268,7 @@ def _parse_number(path, key, text, kind, default):
         value = kind(text.strip())
     except ValueError:
         raise ConfigError(f"{path}: key '{key}' must be a number, not '{text.strip()}'") from None
-    if not math.isfinite(value):  # float() takes "nan" and "inf"
+    if value - value != 0:  # float() takes "nan" and "inf" (whose difference is nan)
         raise ConfigError(f"{path}: key '{key}' must be a finite number, not '{text.strip()}'")
     if value < 0:
         raise ConfigError(f"{path}: key '{key}' must not be negative, not '{text.strip()}'")

@@ -44,8 +44,9 @@ One module per operation, each layer on the one before:
     names.py    the file name format and the routing-key rule
     files.py    safe file helpers: atomic writes, reads that never follow a
                 link or wait on a FIFO, directory fsync
-    tree.py     SpoolTree: where the folders are; the queue lock (lock.py)
+    tree.py     SpoolTree: where the folders are
     writer.py   enqueue: what pd-send imports (its start-up budget is here)
     listing.py  SpoolListing: what is in the folders, a chunk at a time
-    queue.py    Spool: read, move, retry, discard, clean up
+    queue.py    Spool: read, move, retry, discard, clean up, under the queue
+                lock (lock.py)
 """

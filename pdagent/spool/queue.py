@@ -18,6 +18,7 @@ from pdagent.spool.files import (
     write_file_atomically,
 )
 from pdagent.spool.listing import SpoolListing
+from pdagent.spool.lock import QueueLock
 from pdagent.spool.writer import SpoolWriter
 from pdagent.timefmt import utc_text
 
@@ -32,6 +33,9 @@ NAME_REPLACED = "name replaced"
 
 class Spool(SpoolWriter, SpoolListing):
     """The outqueue tree: enqueue (SpoolWriter), list (SpoolListing), read, move, retry, clean up."""
+
+    def lock(self, required=True, on_failure=None):
+        return QueueLock(self.db_dir, required, on_failure)
 
     def read_entry(self, folder, name):
         """The JSON object in a spool file; SpoolError if it is not a regular, sane file.

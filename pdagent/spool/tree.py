@@ -3,7 +3,6 @@
 import os
 
 from pdagent.spool.files import SpoolError
-from pdagent.spool.lock import QueueLock
 
 
 def db_dir_of(outqueue_dir):
@@ -25,9 +24,6 @@ class SpoolTree:
 
     def path(self, folder, name):
         return os.path.join(self.outqueue_dir, folder, name)
-
-    def lock(self, required=True, on_failure=None):
-        return QueueLock(self.db_dir, required, on_failure)
 
     def create_dirs(self):
         """Create the spool where missing, with the package's modes (layout.SPOOL_DIRS),
