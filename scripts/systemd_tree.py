@@ -13,7 +13,9 @@ so everything below keeps the boot away from the host:
   vanishes with it: nothing to unmount afterwards. The boot sees its own
   /proc (with /proc/sys read-only), a read-only /sys, a minimal /dev, and
   tmpfs /run and /tmp. Nothing of the host's is bind-mounted into the tree
-  but the console's pty: files go in by copying (`BootedTree.put`).
+  but the console's pty: files go in by copying (`BootedTree.put`). The tree
+  is the namespace's root (pivot_root), as a host's is: the kernel refuses a
+  chrooted process a user namespace, so a unit with PrivateUsers= would fail.
 - New pid, mount, UTS, IPC and cgroup namespaces; the network namespace is the
   host's, so a daemon in the tree reaches a server on the host's 127.0.0.1.
 - systemd runs without the capabilities that reach the host's kernel: module
@@ -25,6 +27,7 @@ so everything below keeps the boot away from the host:
 """
 
 import contextlib
+import ctypes
 import datetime
 import fcntl
 import glob
@@ -490,11 +493,29 @@ def _boot_inner(tree, workdir):
     shutil.copyfile("/etc/resolv.conf", f"{root}/etc/resolv.conf")  # into the overlay: the cache stays
     bounding = ",".join(f"-{capability}" for capability in DROPPED_CAPABILITIES)
     os.execvp("setpriv", ["setpriv", f"--bounding-set={bounding}",
-                          "env", "-i", "container=pdagent-systest", "TERM=vt100", f"PATH={PATH}",
-                          "chroot", root, SYSTEMD, "--system"])
+                          sys.executable, "-I", os.path.abspath(__file__), "boot-root", root])
+
+
+MNT_DETACH = 2
+
+
+def _boot_root(root):
+    """Makes `root` the mount namespace's root, the host's root unmounted under it, and execs
+    systemd there. Everything it needs after the pivot (ctypes) is loaded before it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.chdir(root)
+    subprocess.run(["pivot_root", ".", "."], check=True)  # the old root now lies over the new one
+    if libc.umount2(b".", MNT_DETACH) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"unmounting the host's root after pivot_root: {os.strerror(error)}")
+    os.chdir("/")
+    os.execve(SYSTEMD, [SYSTEMD, "--system"], {"container": "pdagent-systest", "TERM": "vt100", "PATH": PATH})
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["boot-inner"] or len(sys.argv) != 4:
-        sys.exit("usage: systemd_tree.py boot-inner TREE WORKDIR  (run by BootedTree.start)")
-    _boot_inner(sys.argv[2], sys.argv[3])
+    if sys.argv[1:2] == ["boot-inner"] and len(sys.argv) == 4:
+        _boot_inner(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["boot-root"] and len(sys.argv) == 3:
+        _boot_root(sys.argv[2])
+    else:
+        sys.exit("usage: systemd_tree.py boot-inner TREE WORKDIR | boot-root ROOT  (run by BootedTree.start)")

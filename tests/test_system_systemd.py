@@ -14,6 +14,10 @@ changes are thrown away with it.
   as the running process has it, `kill -9` then Restart=, `systemctl stop` with
   an event in flight, the README's proxy recipe, an upgrade keeping the proxy
   lines and pending events, purge.
+- test_listen_unit: pdagent-listen installed but not enabled; once configured
+  and enabled, an event POSTed to it from inside the tree reaches the
+  stand-in; its `systemd-analyze security` exposure no worse than pdagent's;
+  `service pdagent-listen start|status|stop` as for pdagent.
 
 Run by `make test-system` (PDAGENT_SYSTEMD_TESTS=1), as root; a fresh tree
 takes a minute or two per release to build (cached for systemd_tree.MAX_AGE_DAYS
@@ -22,6 +26,7 @@ tests say so on one line and are skipped.
 """
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -32,7 +37,7 @@ import time
 
 import pytest
 import systemd_tree  # scripts/, on the path through helpers.py
-from helpers import ROOT, Tinyproxy, wait_for
+from helpers import ROOT, Tinyproxy, port_open, wait_for
 
 from pdagent import __version__
 
@@ -41,19 +46,36 @@ VERSION = __version__
 UPGRADE_VERSION = VERSION + "+systest1"
 DEB_DIR_IN_TREE = "/srv"  # readable by apt's _apt user
 UNIT = "/lib/systemd/system/pdagent.service"
+LISTEN_UNIT = "/lib/systemd/system/pdagent-listen.service"
+LISTEN_LOG = "/var/log/pdagent-listen/pd-listen.log"
 USER = "pdagent-systest"  # an unprivileged monitoring user in the tree
 KEY = "SystemdTestKey000000000000000001"
 KEY_AFTER_KILL = "SystemdTestKey000000000000000002"
 KEY_IN_FLIGHT = "SystemdTestKey000000000000000003"
 KEY_PROXY = "SystemdTestKey000000000000000004"
 KEY_UPGRADE = "SystemdTestKey000000000000000005"
-PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/init.d/pdagent", UNIT, "/usr/lib/python3/dist-packages/pdagent",
+KEY_LISTEN = "SystemdTestKey000000000000000006"
+PDAGENT_PATHS = ["/etc/pdagent.conf", "/etc/init.d/pdagent", UNIT, "/etc/init.d/pdagent-listen", LISTEN_UNIT,
+                 "/usr/lib/python3/dist-packages/pdagent",
                  "/usr/share/doc/pdagent", "/usr/share/pdagent", "/var/lib/pdagent", "/var/log/pdagent",
                  "/run/pdagent", "/usr/bin/pd-send", "/usr/bin/pd-queue", "/usr/bin/pdagentd",
                  "/usr/bin/pd-nagios", "/usr/bin/pd-zabbix", "/usr/bin/pd-sensu",
-                 "/usr/bin/pd-send.py", "/usr/bin/pd-queue.py",
+                 "/usr/bin/pd-send.py", "/usr/bin/pd-queue.py", "/usr/bin/pd-listen",
+                 "/var/log/pdagent-listen", "/run/pdagent-listen",
                  "/etc/systemd/system/pdagent.service",
-                 "/etc/systemd/system/multi-user.target.wants/pdagent.service"]
+                 "/etc/systemd/system/multi-user.target.wants/pdagent.service",
+                 "/etc/systemd/system/multi-user.target.wants/pdagent-listen.service"]
+# A monitoring tool's POST, with the tree's own Python: argv[1] the URL, argv[2] the JSON body.
+POST_FROM_THE_TREE = """
+import sys, urllib.error, urllib.request
+request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(request, timeout=20) as response:
+        print(response.status, response.read().decode())
+except urllib.error.HTTPError as error:
+    print(error.code, error.read().decode())
+"""
 # The support table's library columns, read from dpkg in each tree.
 REPORTED_PACKAGES = ["systemd", "python3", "python3-requests", "python3-daemon", "python3-lockfile"]
 
@@ -157,20 +179,31 @@ class Debian:
         return {fields[0]: fields[1] for fields in map(str.split, result.stdout.splitlines())
                 if len(fields) == 3 and fields[2] == "ii"}
 
-    def show(self, *properties):
-        """`systemctl show pdagent` -> {property: value}."""
-        output = self.run("systemctl", "show", "pdagent.service", "-p", ",".join(properties)).stdout
+    def show(self, *properties, unit="pdagent.service"):
+        """`systemctl show pdagent` (or `unit`) -> {property: value}."""
+        output = self.run("systemctl", "show", unit, "-p", ",".join(properties)).stdout
         return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+
+    def exposure(self, unit):
+        """The overall exposure level `systemd-analyze security` gives `unit` (0 best, 10 worst)."""
+        security = self.run("systemd-analyze", "security", "--no-pager", unit).stdout
+        found = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9.]+)", security)
+        assert found, security
+        return float(found.group(1))
 
     def main_pid(self):
         return int(self.show("MainPID")["MainPID"])
 
-    def pdagentd_processes(self):
-        """[(pid, user)] of every pdagentd in the tree."""
+    def processes(self, *programs):
+        """[(pid, user)] of every process in the tree whose command line names one of `programs`."""
         output = self.run("ps", "-eo", "pid=,user:32=,args=").stdout
         return [(int(pid), user) for pid, user, args in
                 (line.split(None, 2) for line in output.splitlines() if len(line.split(None, 2)) == 3)
-                if "/usr/share/pdagent/bin/pdagentd.py" in args or "/usr/bin/pdagentd" in args]
+                if any(program in args for program in programs)]
+
+    def pdagentd_processes(self):
+        """[(pid, user)] of every pdagentd in the tree."""
+        return self.processes("/usr/share/pdagent/bin/pdagentd.py", "/usr/bin/pdagentd")
 
     def proc_status(self, pid):
         """/proc/PID/status of a process in the tree, as a dict."""
@@ -186,8 +219,22 @@ class Debian:
             return [line for line in self.journal().splitlines() if f" started (pid {pid}): " in line]
         return wait_for(logged, 20, interval=0.2, message=f"pdagentd {pid}'s start in the journal")[0]
 
-    def service(self, action):
-        return self.run("service", "pdagent", action, check=False)
+    def listen_url(self, pid):
+        """pd-listen's http:// address, once process `pid` has logged its start."""
+        def logged():
+            text = self.read(LISTEN_LOG) if self.exists(LISTEN_LOG) else ""
+            return re.findall(rf" started \(pid {pid}\): listening on (http://[0-9.:]+)", text)
+        return wait_for(logged, 20, interval=0.2, message=f"pd-listen {pid}'s start in {LISTEN_LOG}")[0]
+
+    def post_as_user(self, url, body):
+        """(status, answer) of a JSON POST to `url` by USER, from inside the tree."""
+        result = self.run("runuser", "-u", USER, "--", "python3", "-I", "-c", POST_FROM_THE_TREE, url,
+                          json.dumps(body))
+        status, answer = result.stdout.split(" ", 1)
+        return int(status), json.loads(answer)
+
+    def service(self, action, name="pdagent"):
+        return self.run("service", name, action, check=False)
 
     def send(self, key, summary):
         result = self.run("runuser", "-u", USER, "--", "/usr/bin/pd-send", "-k", key, "-t", "trigger",
@@ -212,22 +259,24 @@ class Debian:
             config_file.write(config.split("\n# -- system test --\n")[0] + "\n# -- system test --\n"
                               + "\n".join(lines) + "\n")
 
-    def wait_active(self, previous_pid=None, timeout=30):
+    def wait_active(self, previous_pid=None, timeout=30, unit="pdagent.service"):
         """The MainPID of the active unit (a new one when previous_pid is given)."""
         def started():
-            state = self.show("ActiveState", "MainPID")
+            state = self.show("ActiveState", "MainPID", unit=unit)
             pid = int(state["MainPID"])
             return pid if state["ActiveState"] == "active" and pid and pid != previous_pid else None
-        return wait_for(started, timeout, interval=0.2, message=f"pdagent active ({self.release})")
+        return wait_for(started, timeout, interval=0.2, message=f"{unit} active ({self.release})")
 
     def purge_and_check_nothing_left(self):
         self.apt_get("purge", "pdagent")
         assert "pdagent" not in self.dpkg_versions(["pdagent"])
         assert self.pdagentd_processes() == []
         for name in ("passwd", "group"):
-            assert self.run("getent", name, "pdagent", check=False).returncode == 2
+            for account in ("pdagent", "pdagent-listen"):
+                assert self.run("getent", name, account, check=False).returncode == 2
         assert [path for path in PDAGENT_PATHS if self.exists(path)] == []
-        assert self.show("LoadState")["LoadState"] == "not-found"
+        for unit in ("pdagent.service", "pdagent-listen.service"):
+            assert self.show("LoadState", unit=unit)["LoadState"] == "not-found"
 
 
 def summaries(standin, key):
@@ -297,10 +346,9 @@ def test_systemd_story(debian, debs, standin, tmp_path):
     mounts = {fields[4]: fields[5] for fields in
               (line.split() for line in debian.run("cat", f"/proc/{pid}/mountinfo").stdout.splitlines())}
     assert mounts["/"].startswith("ro") and mounts["/var/lib/pdagent"].startswith("rw"), mounts
-    security = debian.run("systemd-analyze", "security", "--no-pager", "pdagent.service").stdout
-    exposure = float(re.search(r"Overall exposure level for pdagent\.service: ([0-9.]+)", security).group(1))
+    exposure = debian.exposure("pdagent.service")
     one_line(f"{debian.release}: systemd-analyze security exposure {exposure}")
-    assert exposure <= 2.5, security
+    assert exposure <= 2.5
 
     debian.point_at(standin)
     debian.run("systemctl", "restart", "pdagent")
@@ -376,4 +424,63 @@ def test_systemd_story(debian, debs, standin, tmp_path):
         proxy.stop()
 
     # Purge: no process, no user, no unit, no file.
+    debian.purge_and_check_nothing_left()
+
+
+# -- pd-listen's unit ----------------------------------------------------------------------------
+
+def test_listen_unit(debian, debs, standin):
+    """pdagent-listen is installed but neither enabled nor started. Configured and enabled, it runs
+    as its own unprivileged account, takes an event a local user POSTs, and pdagentd delivers it;
+    systemd-analyze rates its unit no more exposed than pdagent's; `service pdagent-listen`
+    reports, stops and starts it as `service pdagent` does pdagent."""
+    listen = "pdagent-listen.service"
+    debian.install(debs[0])
+    assert debian.run("systemctl", "is-enabled", listen, check=False).stdout.strip() == "disabled"
+    assert debian.show("ActiveState", unit=listen)["ActiveState"] == "inactive"
+    assert debian.processes("/usr/bin/pd-listen") == []
+
+    # As the README says: a listen line in /etc/pdagent.conf, then systemctl enable --now.
+    debian.point_at(standin, listen_address="127.0.0.1:0")
+    debian.run("systemctl", "restart", "pdagent")
+    debian.wait_active()
+    debian.run("systemctl", "enable", "--now", listen)
+    assert debian.run("systemctl", "is-enabled", listen).stdout.strip() == "enabled"
+    pid = debian.wait_active(unit=listen)
+    url = debian.listen_url(pid)
+    process = debian.proc_status(pid)
+    uid = debian.run("id", "-u", "pdagent-listen").stdout.strip()
+    assert process["Uid"].split() == [uid] * 4
+    assert process["NoNewPrivs"] == "1" and process["Seccomp"] == "2" and int(process["CapEff"], 16) == 0
+
+    event = {"routing_key": KEY_LISTEN, "event_action": "trigger",
+             "payload": {"summary": "through pd-listen on " + debian.release, "source": "systest",
+                         "severity": "critical"}}
+    code, answer = debian.post_as_user(url + "/v2/enqueue", event)
+    assert (code, answer["status"], answer["message"]) == (202, "success", "Event processed"), answer
+    wait_summaries(standin, KEY_LISTEN, ["through pd-listen on " + debian.release])
+    queued_by = json.loads(debian.run("/usr/bin/pd-queue", "status", "--json").stdout)["queued_by"]
+    assert queued_by["delivered"].get("pd-listen") == 1, queued_by
+
+    listen_exposure, pdagent_exposure = debian.exposure(listen), debian.exposure("pdagent.service")
+    one_line(f"{debian.release}: systemd-analyze security exposure pdagent-listen {listen_exposure}, "
+             f"pdagent {pdagent_exposure}")
+    assert listen_exposure <= pdagent_exposure
+
+    # service pdagent-listen status|stop|start, as test_install_deliver_service_verbs_purge has them for pdagent.
+    status = debian.service("status", "pdagent-listen")
+    assert status.returncode == 0 and "active (running)" in status.stdout, status.stdout
+    assert debian.service("stop", "pdagent-listen").returncode == 0
+    assert debian.show("ActiveState", unit=listen)["ActiveState"] == "inactive"
+    assert debian.processes("/usr/bin/pd-listen") == []
+    assert not port_open(int(url.rsplit(":", 1)[1]))
+    assert debian.service("status", "pdagent-listen").returncode == 3
+    assert debian.service("start", "pdagent-listen").returncode == 0
+    pid = debian.wait_active(previous_pid=pid, unit=listen)
+    event["payload"]["summary"] = "after service pdagent-listen start"
+    code, _answer = debian.post_as_user(debian.listen_url(pid) + "/v2/enqueue", event)
+    assert code == 202
+    wait_summaries(standin, KEY_LISTEN, ["through pd-listen on " + debian.release,
+                                         "after service pdagent-listen start"])
+
     debian.purge_and_check_nothing_left()
