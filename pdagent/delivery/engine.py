@@ -38,6 +38,7 @@ from pdagent.outcome import (
 from pdagent.spool.files import SpoolError
 from pdagent.spool.names import event_file_name
 from pdagent.spool.queue import parse_entry
+from pdagent.wakeup import WakeupPipe
 
 log = logging.getLogger("pdagent.delivery")
 
@@ -78,18 +79,13 @@ class Engine:
         self.committer = Committer(spool, self.guarded, clock, sleep)
         self.housekeeper = Housekeeper(spool, self.guarded, saved, main_config.cleanup_threshold_secs, wall_clock)
         self._main_loop_deadline = 0.0  # when the main loop wakes up next (monotonic)
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
+        self._wakeup = WakeupPipe()
 
     # -- the main loop -------------------------------------------------------
 
     def wake(self):
         """Make the main loop look up now (safe from a signal handler)."""
-        try:
-            os.write(self._wake_write, b"!")
-        except BlockingIOError:
-            pass  # the pipe is full: the loop is awake anyway
+        self._wakeup.wake()
 
     def stop(self):
         self.guarded.stopping = True
@@ -146,11 +142,11 @@ class Engine:
                                    next_rescan if due is None else due,
                                    next_save if housekeeper.save_wanted() else next_rescan)
                     self._main_loop_deadline = deadline  # senders wake us for anything sooner
-                readable, _, _ = select.select([self._wake_read] + ([watch] if watch else []), [], [],
+                readable, _, _ = select.select([self._wakeup] + ([watch] if watch else []), [], [],
                                                max(0.0, deadline - self.clock()))
                 if watch is not None and watch in readable:
                     watch = index.take_notifications(watch)
-                self._drain_wake_pipe()
+                self._wakeup.drain()
                 if on_tick is not None:
                     on_tick()
         finally:
@@ -173,13 +169,6 @@ class Engine:
                 log.warning("stopping with %d event(s) unanswered; they stay queued and are sent again",
                             self.scheduler.in_flight)
         self.housekeeper.save()
-
-    def _drain_wake_pipe(self):
-        try:
-            while os.read(self._wake_read, 4096):
-                pass
-        except BlockingIOError:
-            pass
 
     # -- sender threads ---------------------------------------------------------
 

@@ -28,7 +28,6 @@ answer instead of a reset.
 import collections
 import errno
 import logging
-import os
 import selectors
 import socket
 import time
@@ -37,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pdagent.listen.api import Answer
 from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
 from pdagent.listen.sockets import client_name
+from pdagent.wakeup import WakeupPipe
 
 log = logging.getLogger("pdagent.listen")
 
@@ -84,9 +84,7 @@ class Server:
         self._pool = ThreadPoolExecutor(max_workers=ENQUEUE_THREADS, thread_name_prefix="enqueue")
         self._done = collections.deque()  # (connection, Answer) from the enqueue threads
         self._pipelined = collections.deque()  # connections with a next request already in their buffer
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
+        self._wakeup = WakeupPipe()
         self._stopping = False
         self._on_tick = None
 
@@ -94,10 +92,7 @@ class Server:
 
     def wake(self):
         """Make the loop look around now (signal handlers and the enqueue threads call it)."""
-        try:
-            os.write(self._wake_write, b"x")
-        except OSError:
-            pass  # the pipe is full: the loop is awake already
+        self._wakeup.wake()
 
     def stop(self):
         self._stopping = True
@@ -107,12 +102,12 @@ class Server:
         for sock in self._listening:
             sock.setblocking(False)
             self._selector.register(sock, selectors.EVENT_READ, None)
-        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._selector.register(self._wakeup, selectors.EVENT_READ, None)
         next_sweep = time.monotonic() + 1.0
         while not self._stopping:
             for key, events in self._selector.select(timeout=max(0.0, next_sweep - time.monotonic())):
-                if key.fileobj is self._wake_read:
-                    self._drain_wake_pipe()
+                if key.fileobj is self._wakeup:
+                    self._wakeup.drain()
                 elif key.data is None:
                     self._accept(key.fileobj)
                 else:
@@ -138,15 +133,7 @@ class Server:
                 self._flush_blocking(connection)
             self._close(connection)
         self._selector.close()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
-
-    def _drain_wake_pipe(self):
-        try:
-            while os.read(self._wake_read, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._wakeup.close()
 
     # -- connections -----------------------------------------------------------------------
 
