@@ -3,7 +3,7 @@
 The engine runs in-process against the real stand-in, with os.fsync wrapped:
 at every fsync of a directory the spool's listing is recorded as what is
 durable from then on. That is the model of the journaling filesystems the
-agent runs on (ext4, xfs), which spool.py relies on already: a rename is one
+agent runs on (ext4, xfs), which spool/ relies on already: a rename is one
 journal transaction, and an fsync commits every metadata change made before
 it. A power cut at any point of the recorded history leaves the spool as the
 last completed fsync saw it; after it, the daemon sends again every event
