@@ -152,7 +152,9 @@ def test_name_and_body_must_agree(agent, standin, entry_format):
     deliver_one(agent, standin, VICTIM, "victim-1")
     deliver_one(agent, standin, VICTIM, "victim-2", user=helpers.ensure_user(helpers.SECOND_USER))
 
-    wait_for(lambda: helpers.where(agent, name) == "err", message="the forged file to go to err/")
+    wait_for(lambda: helpers.where(agent, name) == "err"
+             and os.path.exists(os.path.join(agent.data_dir, "db", "errors", name + ".json")),
+             message="the forged file to go to err/, its reason recorded")
     with open(os.path.join(agent.data_dir, "db", "errors", name + ".json")) as reason_file:
         reason = json.load(reason_file)
     assert "differs from the one in its file name" in reason["reason"]

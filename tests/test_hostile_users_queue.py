@@ -149,15 +149,21 @@ def test_a_name_learnt_after_its_event_left_cannot_hide_it(agent, standin):
     agent.start_daemon()
     send_as_victim(agent, "rejected")
     [name] = [name for name in agent.names("pdq") + agent.names("err") if VICTIM in name]
-    wait_for(lambda: helpers.where(agent, name) == "err", message="the 400 in err/")
     reason_path = os.path.join(agent.data_dir, "db", "errors", name + ".json")
+    wait_for(lambda: helpers.where(agent, name) == "err" and os.path.exists(reason_path),
+             message="the 400 in err/, its reason recorded")
     with open(reason_path) as reason_file:
         reason = reason_file.read()
+    original = Path(agent.path("err", name)).read_bytes()
     assert helpers.as_other(agent, "mkdir", agent.path("pdq", name)).returncode == 0
     time.sleep(float(agent.settings["send_interval_secs"]) + 0.5)  # seen by inotify and a rescan
+    assert helpers.as_other(agent, "rmdir", agent.path("pdq", name)).returncode == 0
+    helpers.plant(agent, name, b"{not json")  # a regular file now, a bad entry
+    wait_for(lambda: "an event of that name is there already" in agent.log_text(), message="the squatter seen")
     with open(reason_path) as reason_file:
         assert reason_file.read() == reason
-    assert helpers.as_other(agent, "rmdir", agent.path("pdq", name)).returncode == 0
+    assert Path(agent.path("err", name)).read_bytes() == original  # the victim's event, not the squatter
+    assert helpers.as_other(agent, "rm", agent.path("pdq", name)).returncode == 0
     assert agent.queue("retry", "-k", VICTIM).stdout == "1 event(s) set up for retry.\n"
     wait_for(lambda: helpers.where(agent, name) == "suc", message="the retried event delivered")
 

@@ -8,8 +8,9 @@ are fsynced: one pair of fsyncs serves every move made meanwhile.
 import logging
 import threading
 
+from pdagent.escape import mask_name
 from pdagent.spool.files import fsync_directory
-from pdagent.spool.queue import NAME_GONE, NAME_REPLACED
+from pdagent.spool.queue import NAME_GONE, NAME_REPLACED, NAME_TAKEN
 
 log = logging.getLogger("pdagent.delivery")
 
@@ -73,6 +74,12 @@ class Committer:
             return Move(left_queue=True)  # moved away meanwhile (by its owner)
         if done == NAME_REPLACED:
             return Move(left_queue=True, replaced=True)
+        if done == NAME_TAKEN:
+            # Left where it is, unrecorded, and found again by the next listing: the event
+            # in err/ under its name is someone's, and stays.
+            log.error("cannot move %s to err/: an event of that name is there already; left in pdq/",
+                      mask_name(name))
+            return Move(left_queue=True)
         return Move(left_queue=True, moved=True)
 
     def _lock_failed(self, error):

@@ -29,6 +29,7 @@ STALE_TMP_SECS = 3600
 MOVED = "moved"
 NAME_GONE = "name gone"
 NAME_REPLACED = "name replaced"
+NAME_TAKEN = "name taken"
 
 
 class Spool(SpoolWriter, SpoolListing):
@@ -59,11 +60,11 @@ class Spool(SpoolWriter, SpoolListing):
         return info.st_ino if stat.S_ISREG(info.st_mode) else None
 
     def _reason_path(self, name):
-        """Where `reject` records why an err/ event was rejected."""
+        """Where `move_pending` records why an err/ event was rejected."""
         return os.path.join(self.errors_dir, name + ".json")
 
     def error_reason(self, name):
-        """What `reject` recorded of an err/ event (a dict), or None."""
+        """What `move_pending` recorded of an err/ event (a dict), or None."""
         try:
             reason = json.loads(read_regular_file(self._reason_path(name), 64 * 1024))
         except (OSError, SpoolError, ValueError, RecursionError):
@@ -78,10 +79,13 @@ class Spool(SpoolWriter, SpoolListing):
     def move_pending(self, name, inode, to_folder, reason=None):
         """Move pdq/<name> to `to_folder` (suc or err) if it is still the regular file `inode`.
 
-        Returns MOVED, NAME_GONE (no such name any more) or NAME_REPLACED (its owner put
-        something else there: that is left alone); OSError if the rename fails.
-        Moving to err/ records `reason` (a dict) once the file is there, so only
-        a file really moved gets a record. Callers hold the queue lock.
+        Returns MOVED, NAME_GONE (no such name any more), NAME_REPLACED (its owner put
+        something else there: that is left alone) or NAME_TAKEN (err/ holds an event of
+        that name already, which a rename would destroy: a name is guessable, so another
+        user may put a file under the name of an event that was rejected); OSError if the
+        rename fails. Moving to err/ records `reason` (a dict) once the file is there, so
+        only a file really moved gets a record. Callers hold the queue lock, and only the
+        daemon's account writes in err/, so nothing comes between the check and the rename.
         """
         source, target = self.path("pdq", name), self.path(to_folder, name)
         try:
@@ -90,6 +94,8 @@ class Spool(SpoolWriter, SpoolListing):
             return NAME_GONE
         if info.st_ino != inode or not stat.S_ISREG(info.st_mode):
             return NAME_REPLACED
+        if to_folder == "err" and os.path.lexists(target):
+            return NAME_TAKEN
         os.rename(source, target)
         try:
             moved_inode = os.lstat(target).st_ino
