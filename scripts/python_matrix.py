@@ -209,7 +209,8 @@ def build_wheel(scratch):
     os.makedirs(source)
     for name in ("setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source)
-    for name in ("pdagent", "bin"):
+    # conf/ and packaging/ hold setup.py's data_files (the config, the unit, the init script)
+    for name in ("pdagent", "bin", "conf", "packaging"):
         shutil.copytree(os.path.join(ROOT, name), os.path.join(source, name), symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     pip(sys.executable, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", wheels, source)
