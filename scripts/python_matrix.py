@@ -67,6 +67,11 @@ TESTS = [
     "tests/test_event.py",
     "tests/test_config.py",
     "tests/test_scheduler.py",
+    "tests/test_delivery.py",
+    "tests/test_enqueue.py",
+    "tests/test_state.py",
+    "tests/test_watch.py",
+    "tests/test_hostname.py",
     "tests/test_spool.py",
     "tests/test_spool_names.py",
     "tests/test_durability.py",
@@ -76,6 +81,7 @@ TESTS = [
     "tests/test_library_api.py",
     "tests/test_daemon_only_settings.py",
     "tests/test_daemon.py",
+    "tests/test_pd_listen.py",
     "tests/test_packaging.py",
 ]
 SELECTION = "not test_packaging or layout"
