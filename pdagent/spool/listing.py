@@ -28,19 +28,16 @@ class PendingFile:
 
     `changed_ns` (ctime) is when the kernel linked it in, or later if its owner
     changed it since: queue order and ages come from it, never from `stamp`,
-    which the writer chose. `owner` is the uid that queued it; `inode` tells
-    this entry from another put under the same name later.
+    which the writer chose. `owner` is the uid that queued it.
     """
 
-    __slots__ = ("changed_ns", "inode", "name", "owner", "routing_key", "stamp")
+    __slots__ = ("changed_ns", "owner", "routing_key", "stamp")
 
-    def __init__(self, stamp, routing_key, name, changed_ns, owner, inode):
+    def __init__(self, stamp, routing_key, changed_ns, owner):
         self.stamp = stamp
         self.routing_key = routing_key
-        self.name = name
         self.changed_ns = changed_ns
         self.owner = owner
-        self.inode = inode
 
 
 def _pending_file(stamp, routing_key, name, info, skipped):
@@ -48,7 +45,7 @@ def _pending_file(stamp, routing_key, name, info, skipped):
         if skipped is not None:
             skipped(name, "not a regular file")
         return None
-    return PendingFile(stamp, routing_key, name, info.st_ctime_ns, info.st_uid, info.st_ino)
+    return PendingFile(stamp, routing_key, info.st_ctime_ns, info.st_uid)
 
 
 def _cannot_list(directory, error):
