@@ -17,6 +17,8 @@ class WakeupPipe:
         return self._read
 
     def wake(self):
+        if self._write < 0:
+            return  # closed: nothing waits, and the descriptor's number may be another file's now
         try:
             os.write(self._write, b"!")
         except BlockingIOError:
@@ -30,5 +32,7 @@ class WakeupPipe:
             pass
 
     def close(self):
-        os.close(self._read)
-        os.close(self._write)
+        read, write = self._read, self._write
+        self._read = self._write = -1
+        os.close(read)
+        os.close(write)
