@@ -30,10 +30,37 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     Raises EventError (a one-line reason) if the event is not valid, SpoolError
     if it cannot be written. `warn(text)` hears about fixes such as a cut summary.
     """
-    sent, data = encode_v2_entry(endpoint, body, read_agent_id(locations.agent_id_file), queued_by, warn)
-    spool = SpoolWriter(locations.outqueue_dir, locations.db_dir)
-    name = spool.enqueue(sent["routing_key"], data)
-    return sent.get("dedup_key"), name
+    outcome = queue_v2_events(locations, [(endpoint, body, warn)], queued_by)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def queue_v2_events(locations, events, queued_by):
+    """queue_v2_event for each (endpoint, body, warn) of `events`, written together so
+    that they share the spool's fsyncs (a group commit).
+
+    Returns, per event, (dedup key or None, spool file name) or the EventError
+    or SpoolError that kept it out; the others are queued all the same.
+    """
+    agent_id = read_agent_id(locations.agent_id_file)
+    outcomes = [None] * len(events)
+    entries, encoded = [], []  # the spool entries, and (index, dedup key) of each
+    for index, (endpoint, body, warn) in enumerate(events):
+        try:
+            sent, data = encode_v2_entry(endpoint, body, agent_id, queued_by, warn)
+        except EventError as error:
+            outcomes[index] = error
+            continue
+        except RecursionError:  # deeper than the checks' recursion: one event's problem, not the batch's
+            outcomes[index] = EventError("the event is nested too deeply")
+            continue
+        entries.append((sent["routing_key"], data))
+        encoded.append((index, sent.get("dedup_key")))
+    names = SpoolWriter(locations.outqueue_dir, locations.db_dir).enqueue_many(entries)
+    for (index, dedup_key), name in zip(encoded, names):
+        outcomes[index] = name if isinstance(name, Exception) else (dedup_key, name)
+    return outcomes
 
 
 def encode_v2_entry(endpoint, body, agent_id, queued_by, warn=None):

@@ -82,6 +82,8 @@ TESTS = [
     "tests/test_daemon_only_settings.py",
     "tests/test_daemon.py",
     "tests/test_pd_listen.py",
+    "tests/test_listen_server.py",
+    "tests/test_wakeup.py",
     "tests/test_packaging.py",
 ]
 SELECTION = "not test_packaging or layout"

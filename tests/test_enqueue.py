@@ -13,7 +13,7 @@ import pytest
 from helpers import routing_key
 
 from pdagent.config import load_locations
-from pdagent.enqueue import encode_v2_entry, queue_v2_event
+from pdagent.enqueue import encode_v2_entry, queue_v2_event, queue_v2_events
 from pdagent.event import MAX_BODY_BYTES, EventError, build_alert
 from pdagent.spool.names import parse_file_name
 
@@ -128,3 +128,28 @@ def test_an_over_long_summary_is_cut_with_a_warning():
     sent, entry, warnings = encode(alert(summary="s" * 1500))
     assert entry["event"]["payload"]["summary"] == "s" * 1024 == sent["payload"]["summary"]
     assert warnings == ["summary is longer than 1024 characters; truncated"]
+
+
+def nested(depth):
+    value = "bottom"
+    for _ in range(depth):
+        value = {"deeper": value}
+    return value
+
+
+def test_events_queued_together_each_get_their_own_outcome(offline_agent, locations):
+    change = {"routing_key": KEY, "payload": {"summary": "deployed", "source": "ci"}}
+    outcomes = queue_v2_events(locations, [
+        ("alert", alert(dedup_key="first"), None),
+        ("alert", dict(alert(), event_action="explode"), None),
+        ("alert", alert(custom_details=nested(100_000)), None),
+        ("change", change, None),
+    ], "test")
+    assert outcomes[0][0] == "first"
+    assert isinstance(outcomes[1], EventError) and "event_action" in str(outcomes[1])
+    assert isinstance(outcomes[2], EventError) and str(outcomes[2]) == "the event is nested too deeply"
+    assert outcomes[3][0] is None
+    names = [outcomes[0][1], outcomes[3][1]]
+    assert sorted(offline_agent.names("pdq")) == sorted(names)
+    assert [offline_agent.read("pdq", name)["endpoint"] for name in names] == ["alert", "change"]
+

@@ -248,6 +248,69 @@ def test_failure_to_fsync_after_the_link_still_queues_the_event_once(spool, fail
     assert listing(spool, "tmp") == []
 
 
+def record_writes(monkeypatch, pdq_dir):
+    """The fsyncs and links from now on, in order: ("data", inode) for a file's fsync before any
+    link of it, ("name", inode) after, ("folder",) for pdq/, ("link", inode) for a link into pdq/."""
+    operations, linked = [], set()
+    real_fsync, real_link = os.fsync, os.link
+    pdq_inode = os.stat(pdq_dir).st_ino
+
+    def fsync(fd):
+        inode = os.fstat(fd).st_ino
+        if inode == pdq_inode:
+            operations.append(("folder",))
+        else:
+            operations.append(("name" if inode in linked else "data", inode))
+        return real_fsync(fd)
+
+    def link(source, target):
+        real_link(source, target)
+        inode = os.stat(target).st_ino
+        linked.add(inode)
+        operations.append(("link", inode))
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    return operations
+
+
+def assert_each_data_durable_before_its_name(operations):
+    links = [position for position, operation in enumerate(operations) if operation[0] == "link"]
+    for position in links:
+        inode = operations[position][1]
+        assert ("data", inode) in operations[:position], f"entry {inode} was linked before its data was fsynced"
+    return links[-1]
+
+
+def test_entries_written_together_are_durable_data_first_and_share_one_fsync_of_pdq(spool, monkeypatch):
+    operations = record_writes(monkeypatch, spool.folder("pdq"))
+    names = spool.enqueue_many([(KEY, entry_bytes(number)) for number in range(4)])
+    assert listing(spool, "pdq") == sorted(names) and listing(spool, "tmp") == []
+    last_link = assert_each_data_durable_before_its_name(operations)
+    assert operations[last_link + 1:] == [("folder",)]  # every new name at once, where pdq/ may be opened
+
+
+def test_a_writer_who_may_not_open_pdq_makes_each_new_name_durable_by_its_file(spool, monkeypatch):
+    operations = record_writes(monkeypatch, spool.folder("pdq"))
+    monkeypatch.setattr(spool_writer, "fsync_directory", lambda path: False)  # pdq/ is -wx for others
+    spool.enqueue_many([(KEY, entry_bytes(number)) for number in range(3)])
+    last_link = assert_each_data_durable_before_its_name(operations)
+    linked = [operation[1] for operation in operations if operation[0] == "link"]
+    assert operations[last_link + 1:] == [("name", inode) for inode in linked]
+
+
+def test_an_entry_that_cannot_be_queued_keeps_only_itself_out_of_the_batch(spool, failing):
+    calls = failing("fchmod", on_call=2)  # the third entry's write fails (the second never gets that far)
+    outcomes = spool.enqueue_many([(KEY, entry_bytes(0)), ("bad/key", entry_bytes(1)),
+                                   (OTHER, entry_bytes(2)), (OTHER, entry_bytes(3))])
+    assert len(calls) == 3  # the fourth entry was written all the same
+    assert isinstance(outcomes[1], EventError)
+    assert isinstance(outcomes[2], SpoolError) and "No space left on device" in str(outcomes[2])
+    queued = [outcomes[0], outcomes[3]]
+    assert listing(spool, "pdq") == sorted(queued) and listing(spool, "tmp") == []
+    assert [spool.read_entry("pdq", name)["event"]["payload"]["summary"] for name in queued] == ["event 0",
+                                                                                               "event 3"]
+
+
 # -- read_entry ----------------------------------------------------------------------------------
 
 def test_read_entry_of_a_symlink_is_not_followed(spool, tmp_path):

@@ -18,7 +18,7 @@ import hmac
 import json
 import os
 
-from pdagent.enqueue import queue_v2_event
+from pdagent.enqueue import queue_v2_events
 from pdagent.escape import mask_key
 from pdagent.event import EventError, v1_to_v2
 from pdagent.formats import is_ascii_digits
@@ -87,44 +87,62 @@ class Listener:
         return scheme.lower() == "bearer" and hmac.compare_digest(
             credentials.strip().encode("latin-1"), self._token)
 
-    def answer(self, head, body_bytes):
-        """The answer for a whole request that check_head let through; the event is queued on a 2xx."""
-        if head.path == HEALTH_PATH:
-            return health(self.locations)
-        endpoint = ROUTES[head.path]
+    def answer_all(self, requests):
+        """The answers for whole requests (head, body bytes) that check_head let through, in
+        order. Their events are queued together, sharing the spool's fsyncs; each 2xx is
+        given only once its own entry is durable."""
+        answers = [None] * len(requests)
+        events = []  # (index, endpoint, body, warnings) of each request that holds an event
+        for index, (head, body_bytes) in enumerate(requests):
+            if head.path == HEALTH_PATH:
+                answers[index] = health(self.locations)
+                continue
+            endpoint = ROUTES[head.path]
+            try:
+                events.append((index, endpoint, self._event_body(endpoint, body_bytes), []))
+            except EventError as error:
+                answers[index] = invalid_event([str(error)])
+        outcomes = queue_v2_events(
+            self.locations,
+            [(self._sent_endpoint(endpoint), body, warnings.append) for _, endpoint, body, warnings in events],
+            QUEUED_BY)
+        for (index, endpoint, body, warnings), outcome in zip(events, outcomes):
+            answers[index] = _queued_answer(endpoint, body, warnings, outcome)
+        return answers
+
+    def _event_body(self, endpoint, body_bytes):
+        """The event a request's body holds, as queue_v2_events takes it (EventError if none)."""
         try:
             body = parse_json(body_bytes)
         except ValueError as error:
-            return invalid_event([str(error)])
+            raise EventError(str(error)) from None
         if not isinstance(body, dict):
-            return invalid_event(["the event must be a JSON object"])
-        warnings = []
-        try:
-            if endpoint == "v1":
-                dedup_key, name = queue_v2_event(self.locations, "alert",
-                                                 v1_to_v2(body, default_source(self.locations)),
-                                                 QUEUED_BY, warn=warnings.append)
-            else:
-                dedup_key, name = queue_v2_event(self.locations, endpoint, body, QUEUED_BY,
-                                                 warn=warnings.append)
-        except EventError as error:
-            return invalid_event([str(error)])
-        except RecursionError:
-            return invalid_event(["the event is nested too deeply"])
-        except SpoolError as error:
-            return _failure(503, "unavailable", f"the event was not queued: {error}",
-                            headers=[("Retry-After", str(RETRY_AFTER_SECS))])
-        action = "change" if endpoint == "change" else body.get("event_type" if endpoint == "v1" else "event_action")
-        key_name = "service_key" if endpoint == "v1" else "routing_key"
-        log_line = (f"queued {action} key={mask_key(body.get(key_name))} dedup_key={dedup_key} "
-                    f"as {name[:name.index('_')]}" + "".join(f"; {warning}" for warning in warnings))
-        if endpoint == "v1":
-            return Answer(200, {"status": "success", "message": "Event processed", "incident_key": dedup_key},
-                          log_line=log_line)
-        success = {"status": "success", "message": "Event processed"}
-        if dedup_key is not None:
-            success["dedup_key"] = dedup_key
-        return Answer(202, success, log_line=log_line)
+            raise EventError("the event must be a JSON object")
+        return v1_to_v2(body, default_source(self.locations)) if endpoint == "v1" else body
+
+    @staticmethod
+    def _sent_endpoint(endpoint):
+        return "alert" if endpoint == "v1" else endpoint
+
+
+def _queued_answer(endpoint, body, warnings, outcome):
+    """The answer to a v2 `body` (a v1 one converted) once queue_v2_events is done with it."""
+    if isinstance(outcome, EventError):
+        return invalid_event([str(outcome)])
+    if isinstance(outcome, SpoolError):
+        return _failure(503, "unavailable", f"the event was not queued: {outcome}",
+                        headers=[("Retry-After", str(RETRY_AFTER_SECS))])
+    dedup_key, name = outcome
+    action = "change" if endpoint == "change" else body.get("event_action")
+    log_line = (f"queued {action} key={mask_key(body.get('routing_key'))} dedup_key={dedup_key} "
+                f"as {name[:name.index('_')]}" + "".join(f"; {warning}" for warning in warnings))
+    if endpoint == "v1":
+        return Answer(200, {"status": "success", "message": "Event processed", "incident_key": dedup_key},
+                      log_line=log_line)
+    success = {"status": "success", "message": "Event processed"}
+    if dedup_key is not None:
+        success["dedup_key"] = dedup_key
+    return Answer(202, success, log_line=log_line)
 
 
 _PROBE_BYTES = 4096  # a page: an entry's size, so a full disk fails the probe as it would fail an entry

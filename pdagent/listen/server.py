@@ -17,9 +17,11 @@ server's, enforced in one place:
   http.MAX_HEAD_BYTES, the body by MAX_BODY_BYTES, both refused as soon as
   announced or exceeded); it is not read from while its request is queued.
 - Work: parsing and framing run on the loop; the enqueue (JSON, validation,
-  write, two fsyncs) runs on ENQUEUE_THREADS threads, so concurrent requests'
-  fsyncs overlap and the filesystem commits them together. Each answer is
-  sent only when its own enqueue returned: a 202 is never ahead of its fsync.
+  the spool write) runs on one enqueue thread, which takes every whole
+  request waiting (up to MAX_BATCH) at once, so concurrent requests share
+  the spool's fsyncs (a group commit) and no thread waits per request. Each
+  answer is sent only once the batch is durable: a 202 is never ahead of
+  its fsync.
 After an error answer the connection is shut for writing and its remaining
 input discarded for a moment (a "lingering close"), so the client reads the
 answer instead of a reset.
@@ -30,8 +32,8 @@ import errno
 import logging
 import selectors
 import socket
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from pdagent.listen.api import Answer
 from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
@@ -40,7 +42,7 @@ from pdagent.wakeup import WakeupPipe
 
 log = logging.getLogger("pdagent.listen")
 
-ENQUEUE_THREADS = 8
+MAX_BATCH = 64
 REQUEST_LIMIT_SECS = 120.0
 LINGER_SECS = 2.0
 _RECV_BYTES = 65536
@@ -81,8 +83,10 @@ class Server:
         self._selector = selectors.DefaultSelector()
         self._listening = list(listening_sockets)
         self._connections = collections.OrderedDict()  # fd -> Connection, longest quiet first
-        self._pool = ThreadPoolExecutor(max_workers=ENQUEUE_THREADS, thread_name_prefix="enqueue")
-        self._done = collections.deque()  # (connection, Answer) from the enqueue threads
+        self._requests = collections.deque()  # (connection, head, body) for the enqueue thread
+        self._requests_waiting = threading.Condition()
+        self._enqueuer = threading.Thread(target=self._answer_requests, name="enqueue", daemon=True)
+        self._done = collections.deque()  # (connection, Answer) from the enqueue thread
         self._pipelined = collections.deque()  # connections with a next request already in their buffer
         self._wakeup = WakeupPipe()
         self._stopping = False
@@ -91,7 +95,7 @@ class Server:
     # -- running ---------------------------------------------------------------------------
 
     def wake(self):
-        """Make the loop look around now (signal handlers and the enqueue threads call it)."""
+        """Make the loop look around now (signal handlers and the enqueue thread call it)."""
         self._wakeup.wake()
 
     def stop(self):
@@ -103,6 +107,7 @@ class Server:
             sock.setblocking(False)
             self._selector.register(sock, selectors.EVENT_READ, None)
         self._selector.register(self._wakeup, selectors.EVENT_READ, None)
+        self._enqueuer.start()
         next_sweep = time.monotonic() + 1.0
         while not self._stopping:
             for key, events in self._selector.select(timeout=max(0.0, next_sweep - time.monotonic())):
@@ -126,7 +131,10 @@ class Server:
         for sock in self._listening:
             self._selector.unregister(sock)
             sock.close()
-        self._pool.shutdown(wait=True)
+        with self._requests_waiting:
+            self._requests.append(None)  # after the requests already taken: answer them, then end
+            self._requests_waiting.notify()
+        self._enqueuer.join()
         self._send_finished_answers()
         for connection in list(self._connections.values()):
             if connection.phase == WRITING:
@@ -253,19 +261,29 @@ class Server:
                 return
             connection.phase = WORKING
             self._selector.unregister(connection.sock)
-            future = self._pool.submit(self.listener.answer, head, body)
-            future.add_done_callback(lambda done, connection=connection: self._finished(connection, done))
+            with self._requests_waiting:
+                self._requests.append((connection, head, body))
+                self._requests_waiting.notify()
 
-    def _finished(self, connection, future):
-        """On an enqueue thread: queue the answer for the loop."""
-        try:
-            answer = future.result()
-        except Exception:  # a bug must not leave the client waiting: answer 500, log the traceback
-            log.exception("answering %s failed", connection.client)
-            answer = Answer(500, {"status": "error", "message": "internal error; see pd-listen.log"},
-                            close=True)
-        self._done.append((connection, answer))
-        self.wake()
+    def _answer_requests(self):
+        """The enqueue thread: answer every request waiting, a batch at a time, until told to end."""
+        while True:
+            with self._requests_waiting:
+                while not self._requests:
+                    self._requests_waiting.wait()
+                batch = []
+                while self._requests and len(batch) < MAX_BATCH and self._requests[0] is not None:
+                    batch.append(self._requests.popleft())
+            if not batch:
+                return  # the end marker, with nothing left before it
+            try:
+                answers = self.listener.answer_all([(head, body) for _, head, body in batch])
+            except Exception:  # a bug must not leave the clients waiting: answer 500, log the traceback
+                log.exception("answering %s failed", ", ".join(connection.client for connection, _, _ in batch))
+                answers = [Answer(500, {"status": "error", "message": "internal error; see pd-listen.log"},
+                                  close=True)] * len(batch)
+            self._done.extend((connection, answer) for (connection, _, _), answer in zip(batch, answers))
+            self.wake()
 
     def _send_finished_answers(self):
         while self._done:

@@ -9,7 +9,9 @@ Invariants, which everything else relies on:
 - A name in pdq/ always holds a complete, fsynced entry. Writers create the
   file in tmp/, write, fsync, then hard-link it into pdq/ (link fails instead
   of overwriting, so two writers in the same microsecond both succeed: the
-  loser takes the next microsecond), fsync again, and unlink the tmp name.
+  loser takes the next microsecond), make the new name durable (fsync pdq/,
+  or the file where the writer may not open pdq/), and unlink the tmp name.
+  Entries written together share these fsyncs (a group commit).
 - Queue order is the order the kernel saw entries arrive, never a name:
   per routing key the daemon sends in the order of each entry's ctime
   (set by the kernel when the name is linked in; its owner can only push it

@@ -22,7 +22,8 @@ LAYOUT_HINT = ("pdq/ and tmp/ must belong to the daemon's group, mode 3753: as r
 
 
 class SpoolWriter(SpoolTree):
-    """Writes entries into pdq/: tmp/, write, fsync, link, fsync, unlink (see the package's rules)."""
+    """Writes entries into pdq/: tmp/, write, fsync, link, then the new names made durable
+    (see the package's rules). Several entries may share the waits (a group commit)."""
 
     def enqueue(self, routing_key, data, now=None):
         """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name.
@@ -30,32 +31,76 @@ class SpoolWriter(SpoolTree):
         A missing spool is created (SpoolError, one line, if it cannot be).
         `now` (seconds) sets the enqueue time as is, for tests and tools.
         """
+        outcome = self.enqueue_many([(routing_key, data)], now)[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def enqueue_many(self, entries, now=None):
+        """Queue each (routing_key, data) of `entries`, in order, sharing the fsyncs' waits.
+
+        Returns, per entry, its pdq/ file name or the EventError or SpoolError
+        that kept it out (the others are queued all the same). Each entry's
+        data is fsynced before its name appears in pdq/, and every new name is
+        durable before this returns: one fsync of pdq/ for them all where this
+        user may open it, else one fsync of each linked file, which commits its
+        name on journaling filesystems (link() dirtied the inode).
+        """
+        outcomes = [None] * len(entries)
+        written = []  # (index, tmp path, fd, routing key, enqueue time in us)
+        pdq_dir = self.folder("pdq")
+        try:
+            for index, (routing_key, data) in enumerate(entries):
+                try:
+                    written.append((index, routing_key) + self._write_tmp(routing_key, data, now))
+                except (EventError, SpoolError) as error:
+                    outcomes[index] = error
+            for index, routing_key, tmp_path, fd, enqueue_time_us in written:
+                try:
+                    os.fsync(fd)
+                    outcomes[index] = self._link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key)
+                except OSError as error:
+                    outcomes[index] = self._write_error(error)
+            # The linked entries are queued from here on: a failure below is not theirs.
+            if not self._names_durable_by_folder(pdq_dir):
+                for index, _key, _path, fd, _time in written:
+                    if isinstance(outcomes[index], str):
+                        try:
+                            os.fsync(fd)
+                        except OSError:
+                            pass
+        finally:
+            for _index, _key, tmp_path, fd, _time in written:
+                os.close(fd)
+                unlink_quietly(tmp_path)  # else the daemon's cleanup removes it later
+        return outcomes
+
+    def _write_tmp(self, routing_key, data, now):
+        """(tmp path, fd, enqueue time in us) of a new tmp/ file holding `data`, not yet fsynced."""
         problem = routing_key_problem(routing_key)
         if problem is not None:
             raise EventError(problem)
-        pdq_dir = self.folder("pdq")
         enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
         tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
         fd = self._create_tmp_file(tmp_path)
         try:
             os.fchmod(fd, ENTRY_MODE)  # whatever the caller's umask
             write_all(fd, data)
-            os.fsync(fd)
-            name = self._link_unique(tmp_path, pdq_dir, enqueue_time_us, routing_key)
         except OSError as error:
-            raise SpoolError(f"cannot write the event to {self.outqueue_dir}: {error.strerror}") from None
-        else:
-            # The event is queued from here on. The data was fsynced already; these make
-            # the new name durable (a failure is not the event's: it is not reported).
-            try:
-                os.fsync(fd)  # link() dirtied the inode; on journaling filesystems this commits the name
-            except OSError:
-                pass
-            fsync_directory(pdq_dir)
-        finally:
             os.close(fd)
-            unlink_quietly(tmp_path)  # else the daemon's cleanup removes it later
-        return name
+            unlink_quietly(tmp_path)
+            raise self._write_error(error) from None
+        return tmp_path, fd, enqueue_time_us
+
+    def _write_error(self, error):
+        return SpoolError(f"cannot write the event to {self.outqueue_dir}: {error.strerror}")
+
+    @staticmethod
+    def _names_durable_by_folder(pdq_dir):
+        try:
+            return fsync_directory(pdq_dir)
+        except OSError:
+            return False
 
     def _create_tmp_file(self, tmp_path):
         """A new file at `tmp_path` that the daemon will be able to read (else SpoolError)."""

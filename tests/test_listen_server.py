@@ -1,0 +1,176 @@
+"""pdagent/listen/server.py and api.py in-process: whole requests that wait together are answered
+as one batch (their events share the spool's fsyncs), each in its own words, and nothing taken
+is left unanswered by a bug or a stop.
+
+pd-listen as a real process, and its hostile clients, are test_pd_listen*.py's.
+"""
+
+import http.client
+import json
+import os
+import socket
+import threading
+
+import pytest
+from helpers import routing_key, wait_for
+
+from pdagent.config import Locations
+from pdagent.listen import server as listen_server
+from pdagent.listen.api import V1_PATH, Answer, Listener
+from pdagent.listen.http import RequestHead
+from pdagent.listen.server import Limits, Server
+from pdagent.spool.names import parse_file_name
+from pdagent.spool.tree import SpoolTree
+
+KEY = routing_key(80)
+
+
+class GatedListener:
+    """Answers every event 202 and records each batch's size; the first batch waits for `gate`."""
+
+    def __init__(self, fail_on=None):
+        self.batches = []
+        self.gate = threading.Event()
+        self.fail_on = fail_on
+
+    def check_head(self, head):
+        return None
+
+    def answer_all(self, requests):
+        self.batches.append(len(requests))
+        if len(self.batches) == 1:
+            self.gate.wait(10)
+        if any(body == self.fail_on for _, body in requests):
+            raise RuntimeError("a bug in answering")
+        return [Answer(202, {"status": "success", "body": body.decode()}) for _, body in requests]
+
+
+@pytest.fixture
+def serve():
+    running = []
+
+    def start(listener):
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(64)
+        server = Server(listener, [listening], Limits())
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server, listening.getsockname()[1]
+    yield start
+    for server, thread in running:
+        server.stop()
+        thread.join(10)
+
+
+def post_in_background(port, body, answers):
+    def post():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/v2/enqueue", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers[body] = (response.status, json.loads(response.read()))
+        finally:
+            connection.close()
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread
+
+
+def queued_requests(server):
+    return len(server._requests)
+
+
+def test_requests_that_wait_together_are_answered_as_one_batch(serve):
+    listener = GatedListener()
+    server, port = serve(listener)
+    answers = {}
+    clients = [post_in_background(port, "first", answers)]
+    wait_for(lambda: listener.batches, message="the first request to be taken")
+    clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
+    wait_for(lambda: queued_requests(server) == 5, message="five requests to wait")
+    listener.gate.set()
+    for client in clients:
+        client.join(10)
+    assert listener.batches == [1, 5]
+    assert answers == {body: (202, {"status": "success", "body": body})
+                       for body in ["first"] + [f"next {number}" for number in range(5)]}
+
+
+def test_a_batch_is_never_larger_than_max_batch(serve, monkeypatch):
+    monkeypatch.setattr(listen_server, "MAX_BATCH", 2)
+    listener = GatedListener()
+    server, port = serve(listener)
+    answers = {}
+    clients = [post_in_background(port, "first", answers)]
+    wait_for(lambda: listener.batches, message="the first request to be taken")
+    clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
+    wait_for(lambda: queued_requests(server) == 5, message="five requests to wait")
+    listener.gate.set()
+    for client in clients:
+        client.join(10)
+    assert listener.batches == [1, 2, 2, 1] and len(answers) == 6
+
+
+def test_a_bug_answers_its_batch_500_and_the_server_goes_on(serve):
+    listener = GatedListener(fail_on=b"poison")
+    listener.gate.set()
+    _server, port = serve(listener)
+    answers = {}
+    post_in_background(port, "poison", answers).join(10)
+    post_in_background(port, "healthy", answers).join(10)
+    assert answers["poison"][0] == 500
+    assert answers["healthy"] == (202, {"status": "success", "body": "healthy"})
+
+
+def test_stopping_answers_the_requests_already_taken(serve):
+    listener = GatedListener()
+    server, port = serve(listener)
+    answers = {}
+    client = post_in_background(port, "in flight", answers)
+    wait_for(lambda: listener.batches, message="the request to be taken")
+    server.stop()
+    listener.gate.set()
+    client.join(10)
+    assert answers == {"in flight": (202, {"status": "success", "body": "in flight"})}
+
+
+# -- Listener.answer_all on a real spool --------------------------------------------------------
+
+def head(path, method="POST"):
+    return RequestHead(method, path, "HTTP/1.1", {"content-type": "application/json"})
+
+
+def test_each_request_of_a_batch_gets_its_own_answer_and_only_events_are_queued(tmp_path):
+    locations = Locations(str(tmp_path / "pdagent.conf"), {"data_dir": str(tmp_path), "log_dir": str(tmp_path),
+                                                          "pid_dir": str(tmp_path)})
+    SpoolTree(locations.outqueue_dir, locations.db_dir).create_dirs()  # as pd-listen finds it
+    trigger = {"routing_key": KEY, "event_action": "trigger", "dedup_key": "disk-1",
+               "payload": {"summary": "disk full", "source": "db1", "severity": "error"}}
+    change = {"routing_key": KEY, "payload": {"summary": "deployed", "source": "ci"}}
+    v1 = {"service_key": KEY, "event_type": "resolve", "incident_key": "disk-1"}
+    answers = Listener(locations).answer_all([
+        (head("/v2/enqueue"), json.dumps(trigger).encode()),
+        (head("/v2/enqueue"), b"{not json"),
+        (head("/health", "GET"), b""),
+        (head("/v2/enqueue"), json.dumps(dict(trigger, event_action="explode")).encode()),
+        (head("/v2/change/enqueue"), json.dumps(change).encode()),
+        (head(V1_PATH), json.dumps(v1).encode()),
+    ])
+    assert [answer.status for answer in answers] == [202, 400, 200, 400, 202, 200]
+    assert answers[0].body == {"status": "success", "message": "Event processed", "dedup_key": "disk-1"}
+    assert "not JSON" in answers[1].body["errors"][0]
+    assert answers[2].body["spool_writable"] is True
+    assert "event_action" in answers[3].body["errors"][0]
+    assert answers[4].body == {"status": "success", "message": "Event processed"}
+    assert answers[5].body == {"status": "success", "message": "Event processed", "incident_key": "disk-1"}
+    pdq = os.path.join(str(tmp_path), "outqueue", "pdq")
+    queued = sorted(os.listdir(pdq), key=lambda name: parse_file_name(name)[0])
+    entries = []
+    for name in queued:
+        with open(os.path.join(pdq, name)) as entry_file:
+            entries.append(json.load(entry_file))
+    assert [(entry["endpoint"], entry["event"].get("event_action")) for entry in entries] == [
+        ("alert", "trigger"), ("change", None), ("alert", "resolve")]
+    assert all(entry["agent"]["queued_by"] == "pd-listen" for entry in entries)
