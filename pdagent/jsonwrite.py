@@ -9,7 +9,6 @@ surrogate, NaN, Infinity) is refused instead (tests/test_differential.py).
 Everything else in the agent uses the json module.
 """
 
-import math
 from _json import encode_basestring_ascii
 
 
@@ -33,7 +32,7 @@ def _encode(value, write):
     elif isinstance(value, int):
         write(int.__repr__(value))
     elif isinstance(value, float):
-        if not math.isfinite(value):
+        if value - value != 0:  # NaN or an infinity, for which it is NaN (0 for every finite float)
             raise ValueError("JSON has no NaN or infinity")
         write(float.__repr__(value))
     elif isinstance(value, dict):
