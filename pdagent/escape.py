@@ -7,14 +7,10 @@ raw: a newline would forge a log line, an escape sequence would drive the
 terminal. Whatever Python does not call printable (control, format and
 separator characters, lone surrogates from undecodable file names) is shown
 as `repr()` writes it; printable text, ASCII space included, is left as it
-is. And the commands' stdout can show it at all: see utf8_stdout. A routing
+is (the commands' stdout can show it at all: cli.utf8_stdout). A routing
 key, a secret of sorts, is shown masked (mask_key) by the daemon, pd-listen
 and pd-queue metrics alike.
 """
-
-import codecs
-import io
-import sys
 
 from pdagent.spool.names import event_file_name, parse_file_name
 
@@ -28,20 +24,6 @@ def escape_controls(text):
 
 def _escape(char):
     return repr(char)[1:-1]  # \n, \x1b, \u202e, \udcff, ...
-
-
-def utf8_stdout():
-    """In the C locale, Python 3.6 (RHEL 8) writes stdout as ASCII and fails on any other
-    character, where 3.7 and later write UTF-8 (PEP 540): a key or a summary that is not
-    ASCII would fail a command whose work is done. Make stdout UTF-8 there, as 3.7 does.
-    (codecs and io are loaded at every start: importing them costs nothing.)"""
-    # Only a real text stream is rewrapped: stdout may be closed (None), or a stand-in
-    # (a test's capture) with no encoding or no buffer to detach.
-    encoding = getattr(sys.stdout, "encoding", None)
-    if encoding and codecs.lookup(encoding).name == "ascii" and isinstance(sys.stdout, io.TextIOWrapper):
-        line_buffering = sys.stdout.line_buffering
-        sys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding="utf-8", errors="backslashreplace",
-                                      line_buffering=line_buffering)
 
 
 def mask_key(routing_key):

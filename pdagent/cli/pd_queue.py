@@ -21,9 +21,9 @@ import os
 import sys
 import time
 
+from pdagent.cli import utf8_stdout
 from pdagent.cli.parser import ArgumentParser
 from pdagent.config import ConfigError, load_locations
-from pdagent.escape import utf8_stdout
 from pdagent.report.check import (
     DEFAULT_CRITICAL_AGE_SECS,
     DEFAULT_ERROR_WARNING,

@@ -8,9 +8,9 @@ so no daemon-only setting can stop a user from queueing.
 
 import sys
 
+from pdagent.cli import utf8_stdout
 from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import queue_v2_event
-from pdagent.escape import utf8_stdout
 from pdagent.event import (
     ALERT_ACTIONS,
     SEVERITIES,

@@ -7,9 +7,10 @@ monitor's notification log reads the same whichever command it ran.
 
 import sys
 
+from pdagent.cli import utf8_stdout
 from pdagent.config import ConfigError, load_locations
 from pdagent.enqueue import queue_v2_event
-from pdagent.escape import escape_controls, utf8_stdout
+from pdagent.escape import escape_controls
 from pdagent.event import EventError
 from pdagent.spool.files import SpoolError
 
