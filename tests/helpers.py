@@ -41,9 +41,9 @@ from harness import (  # noqa: F401  (re-exported for the test modules)
     wait_for,
 )
 
-from pdagent.config import load_main_config
 from pdagent.enqueue import queue_v2_event
 from pdagent.event import build_alert, entry_to_request
+from pdagent.main_config import load_main_config
 
 SECOND_USER = OTHER_USER  # a local user who is neither root nor the daemon's user
 VICTIM_USER = "pdagent-test-victim"  # a monitoring user whose events others try to take

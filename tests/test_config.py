@@ -8,14 +8,14 @@ import subprocess
 import pytest
 from helpers import ROUTING_KEY, assert_usage_error, command
 
-from pdagent import config
+from pdagent import config, main_config
 from pdagent.config import (
     ConfigError,
     load_agent_config,
     load_locations,
-    load_main_config,
     read_ini_section,
 )
+from pdagent.main_config import load_main_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT_CONFIG = os.path.join(ROOT, "conf", "pdagent.conf")
@@ -244,7 +244,7 @@ def test_installed_layout_defaults(monkeypatch):
                                       "pid_dir": "/var/run/pdagent"}
 
 
-EVERY_KEY = {**config._INT_KEYS, **config._FLOAT_KEYS, **config._STRING_KEYS,
+EVERY_KEY = {**main_config._INT_KEYS, **main_config._FLOAT_KEYS, **main_config._STRING_KEYS,
              **dict.fromkeys(config.SYSTEM_DIRS, "")}  # a location's default is the layout's
 # Commented out: `sed 's/^proxy_url.*/.../'` (or lineinfile '^proxy_url') would hit it too.
 COMMENTED_OUT = ("proxy_url_file",)
@@ -277,7 +277,7 @@ def edited_values(tmp_path):
     ca_file.write_text("not read until TLS\n")
     proxy_file = tmp_path / "proxy-url"
     proxy_file.write_text("http://user:secret@proxy.example.com:3128/\n")
-    values = {key: str(default + 1) for key, default in {**config._INT_KEYS, **config._FLOAT_KEYS}.items()}
+    values = {key: str(default + 1) for key, default in {**main_config._INT_KEYS, **main_config._FLOAT_KEYS}.items()}
     values.update(events_api_url="https://events.eu.pagerduty.com", source_address="127.0.0.1",
                   proxy_url="http://proxy.example.com:3128", proxy_url_file=str(proxy_file),
                   ca_bundle=str(ca_file), log_level="DEBUG", listen_address="127.0.0.1:49463",

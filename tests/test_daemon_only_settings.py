@@ -18,8 +18,8 @@ from pdagent.config import (
     ConfigError,
     load_agent_config,
     load_locations,
-    load_main_config,
 )
+from pdagent.main_config import load_main_config
 
 KEY = routing_key(1)
 PROXY_PASSWORD = "Pr0xyS3cret"

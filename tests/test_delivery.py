@@ -15,13 +15,13 @@ import time
 import pytest
 from helpers import routing_key, wait_for
 
-from pdagent.config import load_main_config
 from pdagent.delivery.commit import Committer
 from pdagent.delivery.engine import Engine
 from pdagent.delivery.guard import GuardedSchedule
 from pdagent.delivery.index import PendingIndex
 from pdagent.delivery.schedule import Scheduler
 from pdagent.event import build_alert, make_entry
+from pdagent.main_config import load_main_config
 from pdagent.outcome import BAD_ENTRY, DELIVERED, REJECTED, UNREACHABLE, Outcome
 from pdagent.spool.queue import Spool
 from pdagent.state import SavedState

@@ -19,9 +19,9 @@ import threading
 import helpers
 from helpers import routing_key
 
-from pdagent.config import load_main_config
 from pdagent.delivery.engine import Engine
 from pdagent.events_api import EventsAPI
+from pdagent.main_config import load_main_config
 from pdagent.spool.names import parse_file_name
 from pdagent.spool.queue import Spool
 from pdagent.state import SavedState

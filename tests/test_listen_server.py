@@ -19,8 +19,8 @@ from pdagent.listen import server as listen_server
 from pdagent.listen.api import V1_PATH, Answer, Listener
 from pdagent.listen.http import RequestHead
 from pdagent.listen.server import Limits, Server
+from pdagent.spool import SpoolTree
 from pdagent.spool.names import parse_file_name
-from pdagent.spool.tree import SpoolTree
 
 KEY = routing_key(80)
 

@@ -3,7 +3,8 @@
 import sys
 
 from pdagent.cli.parser import ArgumentParser
-from pdagent.config import ConfigError, load_main_config
+from pdagent.config import ConfigError
+from pdagent.main_config import load_main_config
 
 
 def main(argv=None):

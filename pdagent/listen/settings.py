@@ -9,8 +9,9 @@ token every request must then carry.
 
 import os
 
-from pdagent.config import ConfigError, load_locations, read_secret_file
+from pdagent.config import ConfigError, load_locations
 from pdagent.formats import is_ascii_digits, is_ipv4, is_ipv6
+from pdagent.main_config import read_secret_file
 
 LISTEN_KEYS = ("listen_address", "listen_socket", "listen_token_file")
 DEFAULT_PORT = 49463  # go-pdagent's
@@ -18,7 +19,7 @@ _MAX_TOKEN_BYTES = 4096
 
 
 class ListenSettings:
-    """Where to listen, the token if any, and the spool's locations (config.MainConfig)."""
+    """Where to listen, the token if any, and the spool's locations (main_config.MainConfig)."""
 
     def __init__(self, locations, address, socket_path, token):
         self.locations = locations

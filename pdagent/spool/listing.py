@@ -8,6 +8,7 @@ import os
 import re
 import stat
 
+from pdagent.spool import SpoolTree
 from pdagent.spool.files import SpoolError
 from pdagent.spool.names import (
     MAX_STAMP_DIGITS,
@@ -17,7 +18,6 @@ from pdagent.spool.names import (
     is_name_of_key,
     parse_file_name,
 )
-from pdagent.spool.tree import SpoolTree
 
 _NAMES_PER_CHUNK = 1000  # small enough to stay in the CPU caches (faster than larger chunks)
 _EVENT_NAME = re.compile(rf"^([1-9][0-9]{{0,{MAX_STAMP_DIGITS - 1}}})_(.+)\.txt$", re.MULTILINE)

@@ -11,9 +11,9 @@ import stat
 import time
 
 from pdagent.event import EventError
+from pdagent.spool import SpoolTree
 from pdagent.spool.files import SpoolError, fsync_directory, unlink_quietly, write_all
 from pdagent.spool.names import event_file_name, routing_key_problem
-from pdagent.spool.tree import SpoolTree
 
 ENTRY_MODE = 0o640
 # How to fix a spool whose pdq/ and tmp/ are not mode 3753 of the daemon's group.
