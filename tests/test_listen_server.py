@@ -78,39 +78,33 @@ def post_in_background(port, body, answers):
     return thread
 
 
-def queued_requests(server):
-    return len(server._requests)
-
-
-def test_requests_that_wait_together_are_answered_as_one_batch(serve):
+def one_then_five_waiting(serve):
+    """Post one request and, while its batch is held, five more; release them. Returns
+    (the batches' sizes, {body: (status, answer)})."""
     listener = GatedListener()
     server, port = serve(listener)
     answers = {}
     clients = [post_in_background(port, "first", answers)]
     wait_for(lambda: listener.batches, message="the first request to be taken")
     clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
-    wait_for(lambda: queued_requests(server) == 5, message="five requests to wait")
+    wait_for(lambda: len(server._requests) == 5, message="five requests to wait")
     listener.gate.set()
     for client in clients:
         client.join(10)
-    assert listener.batches == [1, 5]
+    return listener.batches, answers
+
+
+def test_requests_that_wait_together_are_answered_as_one_batch(serve):
+    batches, answers = one_then_five_waiting(serve)
+    assert batches == [1, 5]
     assert answers == {body: (202, {"status": "success", "body": body})
                        for body in ["first"] + [f"next {number}" for number in range(5)]}
 
 
 def test_a_batch_is_never_larger_than_max_batch(serve, monkeypatch):
     monkeypatch.setattr(listen_server, "MAX_BATCH", 2)
-    listener = GatedListener()
-    server, port = serve(listener)
-    answers = {}
-    clients = [post_in_background(port, "first", answers)]
-    wait_for(lambda: listener.batches, message="the first request to be taken")
-    clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
-    wait_for(lambda: queued_requests(server) == 5, message="five requests to wait")
-    listener.gate.set()
-    for client in clients:
-        client.join(10)
-    assert listener.batches == [1, 2, 2, 1] and len(answers) == 6
+    batches, answers = one_then_five_waiting(serve)
+    assert batches == [1, 2, 2, 1] and len(answers) == 6
 
 
 def test_a_bug_answers_its_batch_500_and_the_server_goes_on(serve):
