@@ -262,8 +262,9 @@ def run(main_config, foreground):
             saved = SavedState(main_config.db_dir)
             saved.start()
             spool = Spool(main_config.outqueue_dir, main_config.db_dir)
-            with spool.lock():  # creates db/queue.lock now, while db/ is known to be writable
-                pass
+            lock = spool.lock()  # opened now, while db/ is known to be writable, it is created
+            if lock.try_acquire():
+                lock.release()
             engine = Engine(main_config, spool, api, saved, source_host=SourceHost(main_config.data_dir),
                             senders=main_config.send_concurrency)
             engine_box.append(engine)

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from helpers import aged, as_user, assert_usage_error, routing_key
+from helpers import LIBFAKETIME, aged, as_user, assert_usage_error, routing_key
 from helpers import command as installed_command
 
 from pdagent.spool.queue import Spool
@@ -311,6 +311,30 @@ def test_retry_and_discard_wait_for_the_lock_and_a_killed_holder_leaves_none_beh
     started = time.monotonic()
     assert home.queue(command, "-a").returncode == 0
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("command", ["retry", "discard"])
+def test_retry_and_discard_give_up_on_a_lock_that_is_never_let_go(home, command):
+    """The daemon's account may hold db/queue.lock for good (stuck, hostile, or a suspended
+    pd-queue): the operator's command ends with one line after its wait, nothing changed.
+    The wait (30 s) passes a hundred times faster under libfaketime."""
+    name = put(home, "err", T0 * 10**6, "key1", trigger("key1", "a", "x"))
+    holder_code = ("import sys, time\nfrom pdagent.spool.queue import Spool\n"
+                   "lock = Spool(sys.argv[1], sys.argv[2]).lock()\nassert lock.try_acquire()\n"
+                   "print('locked', flush=True)\ntime.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, home.outqueue,
+                               os.path.join(home.data_dir, "db")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        result = home.queue(command, "-a", env=home.env(LD_PRELOAD=LIBFAKETIME, FAKETIME="+0 x100"),
+                            timeout=20)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert_usage_error(result, "pd-queue", "queue.lock was held by another process for 30 s")
+    assert "nothing was changed" in result.stderr
+    assert home.names("err") == [name] and home.names("pdq") == []
 
 
 # -- list ----------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class Committer:
         queued (sent again after the restart).
         """
         lock = self.spool.lock(required=False, on_failure=self._lock_failed)
-        while not lock.acquire(wait=False):
+        while not lock.try_acquire():
             if self.guarded.stopping:
                 return Move()
             self.sleep(LOCK_RETRY_SECS)

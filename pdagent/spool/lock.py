@@ -5,8 +5,14 @@ import errno
 import fcntl
 import os
 import stat
+import time
 
 from pdagent.spool.files import SpoolError
+
+# How long `with lock:` waits for another holder: the daemon holds the lock for one move at a
+# time, a pd-queue retry for its moves; a holder that never lets go gets an error instead.
+WAIT_SECS = 30.0
+_WAIT_POLL_SECS = 0.05
 
 
 class QueueLock:
@@ -16,16 +22,22 @@ class QueueLock:
     created (db/ made read-only and the file deleted), or is not a regular
     file, is reported to `on_failure` and the work goes on unlocked, rather
     than stopping delivery.
+
+    Nothing ever waits on it without end: the daemon's account can hold it
+    forever (a stuck or hostile daemon, a suspended pd-queue), so `with lock:`
+    gives up after `wait_secs` with a SpoolError, and the daemon's moves poll
+    try_acquire() between looking at whether they should stop.
     """
 
-    def __init__(self, db_dir, required=True, on_failure=None):
+    def __init__(self, db_dir, required=True, on_failure=None, wait_secs=WAIT_SECS):
         self.path = os.path.join(db_dir, "queue.lock")
         self.required = required
         self.on_failure = on_failure
+        self.wait_secs = wait_secs
         self._fd = None
 
-    def acquire(self, wait=True):
-        """Take the lock; with `wait=False`, return False at once if another process holds it.
+    def try_acquire(self):
+        """Take the lock if no other process holds it: True, else False at once.
 
         True also when the lock file cannot be opened and `required` is False
         (the work goes on unlocked, as said above).
@@ -39,7 +51,7 @@ class QueueLock:
                 self.on_failure(error)
             return True
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
@@ -70,7 +82,13 @@ class QueueLock:
             self._fd = None
 
     def __enter__(self):
-        self.acquire()
+        deadline = time.monotonic() + self.wait_secs
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                raise SpoolError(f"the queue lock {self.path} was held by another process for "
+                                 f"{self.wait_secs:g} s (pdagentd, or another pd-queue retry or "
+                                 f"discard); nothing was changed: try again")
+            time.sleep(_WAIT_POLL_SECS)
         return self
 
     def __exit__(self, *exc_info):
