@@ -20,9 +20,10 @@ import sys
 import tempfile
 import time
 
+import events_api_standin  # the stand-in's strict validator (scripts/: on the path once conftest.py loads helpers)
 import helpers
 import pytest
-from helpers import ROOT, Agent, command, routing_key, wait_for
+from helpers import Agent, command, routing_key, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,9 +32,6 @@ from pdagent.event import make_entry
 from pdagent.jsonwrite import dumps
 from pdagent.spool.names import event_file_name
 from pdagent.spool.queue import Spool
-
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import events_api_standin  # the strict validator of the stand-in
 
 KEY_A = routing_key(800)
 KEY_B = routing_key(801)
