@@ -9,7 +9,10 @@ Prints, each with its target:
   processes, so the client side is not one GIL; the same loads against the stand-in directly;
 - end to end: POST to pd-listen -> received by the stand-in with pdagentd running, next to
   pd-send -> received (the daemon's own path);
-- pd-listen's RSS idle (<= 30 MiB) and with 10,000 idle connections open (<= 50 MiB).
+- pd-listen's RSS idle (<= 30 MiB) and with 10,000 idle connections open (<= 50 MiB);
+- the floor under the accept rates: the spool writer alone (SpoolWriter.enqueue_many, in this
+  process, on the same disk, as pd-listen's account does it: each new name made durable by an
+  fsync of its file), one entry at a time and 16 at a time.
 pdagentd is stopped while the accept rates are measured, so only pd-listen's work is timed.
 """
 
@@ -29,6 +32,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from bench_daemon import rss_mib  # bench/ is on the path: this script's own directory
 from harness import Agent, Listen, StandIn, ensure_daemon_user, routing_key, wait_for
+
+from pdagent.spool import writer as writer_module
+from pdagent.spool.writer import SpoolWriter
 
 KEY = routing_key(77)
 
@@ -87,6 +93,19 @@ def end_to_end(agent, standin, listen, count):
     return {way: statistics.median(values) * 1000 for way, values in figures.items()}
 
 
+def writer_alone(base, count, batch):
+    """Entries a second that the spool writer alone makes durable, `batch` entries at a time."""
+    writer = SpoolWriter(os.path.join(base, "writer-alone", "outqueue"))
+    writer.create_dirs()
+    entry = event(0, "alone").encode()
+    # pd-listen's account may not open pdq/: each name is made durable by its file's fsync
+    writer_module.fsync_directory = lambda path: False
+    started = time.perf_counter()
+    for _ in range(count // batch):
+        writer.enqueue_many([(KEY, entry)] * batch)
+    return count // batch * batch / (time.perf_counter() - started)
+
+
 def idle_rss(listen, count):
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1024), hard))
@@ -132,6 +151,10 @@ def main():
         medians = end_to_end(agent, standin, listen, args.e2e)
         print(f"end to end, median: pd-listen 202 -> stand-in {medians['pd-listen']:.1f} ms; "
               f"pd-send exit -> stand-in {medians['pd-send']:.1f} ms")
+        agent.stop_daemon()
+        for batch in (1, args.clients):
+            print(f"the spool writer alone, {batch} at a time: "
+                  f"{writer_alone(base, args.events, batch):.0f} events/s")
     finally:
         if agent.daemon_running():
             agent.stop_daemon()
