@@ -1,20 +1,20 @@
-"""A key's pending events (pdagent/delivery/pending.py) in their compact arrays: 13 bytes an
-event while stamps are near their ctimes and a key has few owners, wider arrays when not,
-and the same events, in the same order, either way."""
+"""A key's pending events (pdagent/delivery/pending.py) in their compact arrays: 12 bytes an
+event while stamps are near their ctimes and a key has one owner, 13 with a few owners, wider
+arrays when not, and the same events, in the same order, either way."""
 
 import random
 
 import pytest
 
-from pdagent.delivery.pending import Listed, PendingEvents, sorted_runs
+from pdagent.delivery.pending import Listed, PendingEvents
 
 NOW_NS = 1_795_452_000_123_456_789  # a ctime of 2026-11-23
 I32 = 2**31
 
 
 def itemsizes(pending):
-    orders, stamp_offsets, owner_slots = pending._columns()
-    return orders.itemsize, stamp_offsets.itemsize, owner_slots.itemsize
+    """Bytes an event in each array: order, stamp, and owner when the key has several."""
+    return tuple(column.itemsize for column in pending._columns())
 
 
 def listed_of(events):
@@ -32,14 +32,14 @@ def built_one_by_one(events):
     return pending
 
 
-def test_stamps_seconds_from_their_ctimes_and_one_owner_take_13_bytes_an_event():
+def test_stamps_seconds_from_their_ctimes_and_one_owner_take_12_bytes_an_event():
     rng = random.Random(5)
     events = []
     for number in range(200_000):
         order = NOW_NS + number * 997_000 + rng.randrange(1000)
         events.append((order, order // 1000 - rng.randrange(-5_000, 120_000_000), 1000))
-    pending = PendingEvents(sorted_runs(listed_of(events)))
-    assert itemsizes(pending) == (8, 4, 1)
+    pending = PendingEvents.from_listed(listed_of(events))
+    assert itemsizes(pending) == (8, 4)
     assert list(pending) == sorted(events)
 
 
@@ -55,7 +55,7 @@ def test_a_stamp_too_far_from_its_order_widens_the_key_and_every_event_stays_exa
     if far[1] in {stamp for _, stamp, _ in near}:
         far = (far[0], far[1] + 1, far[2])
     expected = sorted(near + [far])
-    listed = PendingEvents(sorted_runs(listed_of(near + [far])))
+    listed = PendingEvents.from_listed(listed_of(near + [far]))
     added = built_one_by_one(near + [far])   # appended after the others: widens a full key
     inserted = built_one_by_one([far] + near)  # first: the others are inserted before it
     for pending in (listed, added, inserted):
@@ -67,15 +67,26 @@ def test_a_placed_order_and_a_ctime_before_1970_keep_their_stamps():
     """An order placed after a backward clock step is the key's last plus one, hours from its
     stamp; a clock set before 1970 gives negative ctimes."""
     events = [(-5_000_001_234, 1, 0), (-999, 2, 0), (NOW_NS, NOW_NS // 1000 - 3_600_000_000, 0)]
-    for pending in (PendingEvents(sorted_runs(listed_of(events))), built_one_by_one(events[::-1])):
+    for pending in (PendingEvents.from_listed(listed_of(events)), built_one_by_one(events[::-1])):
         assert list(pending) == sorted(events)
+
+
+def test_a_second_owner_gives_every_event_its_owner_from_then_on():
+    events = [(NOW_NS + number * 10, (NOW_NS + number * 10) // 1000, 1000) for number in range(6)]
+    pending = PendingEvents.from_listed(listed_of(events))
+    assert itemsizes(pending) == (8, 4) and pending.pop_first() == events[0]
+    others = [(NOW_NS + 25, (NOW_NS + 25) // 1000 + 1, 1001), (NOW_NS - 1, (NOW_NS - 1) // 1000, 1002)]
+    for event in others:  # between two of the first owner's events, then first in line
+        assert pending.add(*event)
+    assert pending.add(*events[0])  # put back at the front, before the other owner's event
+    assert list(pending) == sorted(events + others) and itemsizes(pending) == (8, 4, 1)
 
 
 @pytest.mark.parametrize(("owners", "slot_size"), [(256, 1), (257, 2), (65_536, 2), (65_537, 4)])
 def test_a_key_with_many_owners_keeps_each_events_owner(owners, slot_size):
     uids = [0, 2**32 - 1] + list(range(1000, 1000 + owners - 2))
     events = [(NOW_NS + number, (NOW_NS + number) // 1000, uid) for number, uid in enumerate(uids)]
-    listed = PendingEvents(sorted_runs(listed_of(reversed(events))))
+    listed = PendingEvents.from_listed(listed_of(reversed(events)))
     assert list(listed) == events and itemsizes(listed) == (8, 4, slot_size)
     few = built_one_by_one(events[:200])
     for event in reversed(events[200:]):  # every new owner's event goes first: an insert each

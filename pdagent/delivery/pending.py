@@ -8,8 +8,9 @@ A key's events are parallel arrays of integers, not a list of objects: the
 order (8 bytes); the stamp as its distance from the order's microsecond (4
 bytes: a writer names its file as it queues it, so the two are seconds apart);
 and the owner as an index into the key's table of owners (1 byte: a key has
-one or a few). A value that does not fit widens its whole array, so any stamp
-and any number of owners are kept exactly, at up to 8 and 4 bytes.
+one or a few; no array at all while it has one). A value that does not fit
+widens its whole array, so any stamp and any number of owners are kept
+exactly, at up to 8 and 4 bytes.
 """
 
 from array import array
@@ -25,6 +26,10 @@ def _fits(column, value):
     bits = 8 * column.itemsize
     low = 0 if column.typecode.isupper() else -(1 << (bits - 1))
     return low <= value < low + (1 << bits)
+
+
+def _zeros(typecode, size):
+    return array(typecode, [0]) * size
 
 
 def _holding(column, low, high):
@@ -96,29 +101,39 @@ class PendingEvents:
     __slots__ = ("_head", "_orders", "_owner_slots", "_owners", "_slot_of", "_stamp_offsets")
     _COMPACT_AFTER = 4096
 
-    def __init__(self, runs=()):
-        """The events of `runs` (lists of (order, stamp, owner) rows, all in queue order)."""
+    def __init__(self):
         self._orders = array("q")
         self._stamp_offsets = array("i")  # stamp - order // _NS_PER_US
-        self._owner_slots = array("B")    # index in _owners
+        self._owner_slots = None          # index in _owners; None while the key has one owner
         self._owners = []                 # uids, each once
         self._slot_of = {}                # uid -> its index in _owners
         self._head = 0
-        for rows in runs:
-            self._extend(rows)
 
-    def _extend(self, rows):
-        if not rows:
-            return
-        offsets = [stamp - order // _NS_PER_US for order, stamp, _ in rows]
-        owners = [row[2] for row in rows]
-        for uid in set(owners) - self._slot_of.keys():
-            self._new_slot(uid)
-        self._stamp_offsets = _holding(self._stamp_offsets, min(offsets), max(offsets))
-        self._owner_slots = _holding(self._owner_slots, 0, len(self._owners) - 1)
-        self._orders.extend([row[0] for row in rows])
-        self._stamp_offsets.extend(offsets)
-        self._owner_slots.extend(map(self._slot_of.__getitem__, owners))
+    @classmethod
+    def from_listed(cls, listed):
+        """The events of `listed` in queue order; `listed` is emptied on the way. Each array
+        is made at its full size at once: one block, none left over from growing it."""
+        pending = cls()
+        size = len(listed)
+        for uid in set(listed.owners):
+            pending._new_slot(uid)
+        slot_of = pending._slot_of
+        if len(slot_of) > 1:
+            pending._owner_slots = _zeros(_holding(array("B"), 0, len(slot_of) - 1).typecode, size)
+        pending._orders = _zeros("q", size)
+        pending._stamp_offsets = _zeros("i", size)
+        end = 0
+        for rows in sorted_runs(listed):
+            at, end = end, end + len(rows)
+            offsets = [stamp - order // _NS_PER_US for order, stamp, _ in rows]
+            if offsets:
+                pending._stamp_offsets = _holding(pending._stamp_offsets, min(offsets), max(offsets))
+            pending._orders[at:end] = array("q", [row[0] for row in rows])
+            pending._stamp_offsets[at:end] = array(pending._stamp_offsets.typecode, offsets)
+            if pending._owner_slots is not None:
+                pending._owner_slots[at:end] = array(pending._owner_slots.typecode,
+                                                     [slot_of[row[2]] for row in rows])
+        return pending
 
     def _new_slot(self, uid):
         slot = self._slot_of[uid] = len(self._owners)
@@ -126,23 +141,31 @@ class PendingEvents:
         return slot
 
     def _encoded(self, order, stamp, owner):
-        """The values the arrays keep of an event, the arrays widened to hold them."""
+        """The values the arrays keep of an event (one for each of `_columns`), the arrays
+        widened to hold them."""
         offset = stamp - order // _NS_PER_US
+        self._stamp_offsets = _holding(self._stamp_offsets, offset, offset)
         slot = self._slot_of.get(owner)
         if slot is None:
             slot = self._new_slot(owner)
-        self._stamp_offsets = _holding(self._stamp_offsets, offset, offset)
+            if slot == 1:  # a second owner: from now on each event says whose it is
+                self._owner_slots = _zeros("B", len(self._orders))
+        if self._owner_slots is None:
+            return order, offset
         self._owner_slots = _holding(self._owner_slots, slot, slot)
         return order, offset, slot
 
     def _columns(self):
+        if self._owner_slots is None:
+            return self._orders, self._stamp_offsets
         return self._orders, self._stamp_offsets, self._owner_slots
 
     def _stamp(self, at):
         return self._orders[at] // _NS_PER_US + self._stamp_offsets[at]
 
     def _event(self, at):
-        return self._orders[at], self._stamp(at), self._owners[self._owner_slots[at]]
+        slot = self._owner_slots[at] if self._owner_slots is not None else 0
+        return self._orders[at], self._stamp(at), self._owners[slot]
 
     def __len__(self):
         return len(self._orders) - self._head

@@ -40,7 +40,7 @@ import collections
 import heapq
 import random
 
-from pdagent.delivery.pending import PendingEvents, keep_placed, sorted_runs
+from pdagent.delivery.pending import PendingEvents, keep_placed
 from pdagent.outcome import BACK_OFF_KINDS, DELIVERED, THROTTLED, UNSENT_KINDS
 
 # Where a routing key is in the schedule: its phase.
@@ -168,7 +168,7 @@ class Scheduler:
                 record.placed = keep_placed(record.placed, listed)
             if routing_key in taken_by_key:
                 listed.discard(taken_by_key[routing_key])
-            record.pending = PendingEvents(sorted_runs(listed))
+            record.pending = PendingEvents.from_listed(listed)
         for routing_key, event in added:
             self.record(routing_key).pending.add(*event)
         for record in list(self.keys.values()):
