@@ -80,19 +80,19 @@ def sorted_runs(listed):
         if low < high:
             width = (high - low) // _BUCKETS + 1
             buckets = [Listed() for _ in range(_BUCKETS)]
-            for order, stamp, owner in zip(orders, listed.stamps, listed.owners):
-                buckets[(order - low) // width].append(order, stamp, owner)
-            _empty(listed)
+            columns = (orders, listed.stamps, listed.owners)
+            while orders:  # off the end a slice at a time: the listing shrinks as the buckets fill
+                cut = max(0, len(orders) - _SORT_RUN // 8)
+                for order, stamp, owner in zip(*(column[cut:] for column in columns)):
+                    buckets[(order - low) // width].append(order, stamp, owner)
+                for column in columns:
+                    del column[cut:]
             for bucket in buckets:
                 yield from sorted_runs(bucket)
             return
     rows = sorted(zip(orders, listed.stamps, listed.owners))
-    _empty(listed)
-    yield rows
-
-
-def _empty(listed):
     del listed.orders[:], listed.stamps[:], listed.owners[:]
+    yield rows
 
 
 class PendingEvents:
