@@ -8,7 +8,7 @@ from array import array
 
 import pytest
 
-from pdagent.delivery.pending import Listed, sorted_events
+from pdagent.delivery.pending import Listed, PendingEvents
 from pdagent.delivery.restart import restore, saved_keys
 from pdagent.delivery.schedule import (
     MAX_RETRY_AFTER_SECS,
@@ -370,13 +370,12 @@ def test_a_listing_drops_files_removed_by_hand():
     [7] * 70_000 + [3],                                             # one tick over the run size
     [],
 ])
-def test_sorted_events_sorts_without_a_list_of_everything(orders):
+def test_a_listing_is_sorted_without_a_list_of_everything(orders):
     listed = Listed()
     for number, order in enumerate(orders):
         listed.append(order, len(orders) - number, number % 3)
     expected = sorted(zip(orders, range(len(orders), 0, -1), (number % 3 for number in range(len(orders)))))
-    result = sorted_events(listed)
-    assert list(zip(result.orders, result.stamps, result.owners)) == expected and len(listed) == 0
+    assert list(PendingEvents.from_listed(listed)) == expected and len(listed) == 0
 
 
 # -- long runs ---------------------------------------------------------------------------------
@@ -435,7 +434,7 @@ def test_a_million_event_backlog_is_indexed_compactly_and_drains_in_order():
     scheduler.begin_listing()
     scheduler.end_listing({"A": Listed(array("q", stamps), stamps, array("I", [0]) * 1_000_000)})
     pending = scheduler.keys["A"].pending
-    assert pending._stamps.itemsize == 8 and len(pending) == 1_000_000
+    assert sum(column.itemsize for column in pending._columns()) == 12 and len(pending) == 1_000_000
     for expected in range(1, 20001):
         assert run_due(scheduler) == [("A", expected)]
         scheduler.finish("A", DELIVERED, left_queue=True)

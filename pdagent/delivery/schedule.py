@@ -32,16 +32,15 @@ Invariants:
 - Pacing: at most `max_per_minute` POSTs per key in any 60 s (PagerDuty's
   window), so bursts wait here instead of bouncing with 429. An attempt
   that sent nothing (the entry was gone, or no event) does not count.
-- Pending events are kept per key in parallel arrays of integers (order,
-  stamp, owner), so a million-event backlog costs 20 bytes an event, not a
-  list of objects.
+- Pending events are kept per key in compact parallel arrays of integers
+  (pending.py), not a list of objects.
 """
 
 import collections
 import heapq
 import random
 
-from pdagent.delivery.pending import PendingEvents, keep_placed, sorted_events
+from pdagent.delivery.pending import PendingEvents, keep_placed
 from pdagent.outcome import BACK_OFF_KINDS, DELIVERED, THROTTLED, UNSENT_KINDS
 
 # Where a routing key is in the schedule: its phase.
@@ -155,9 +154,9 @@ class Scheduler:
         after a clock step keep their place."""
         added, taken = self._listing
         self._listing = None
-        taken_by_key = collections.defaultdict(list)
+        taken_by_key = collections.defaultdict(set)
         for routing_key, stamp in taken:
-            taken_by_key[routing_key].append(stamp)
+            taken_by_key[routing_key].add(stamp)
         for routing_key in list(self.keys):
             if routing_key not in found:
                 self.keys[routing_key].pending = PendingEvents()
@@ -167,10 +166,9 @@ class Scheduler:
             record = self.record(routing_key)
             if record.placed:
                 record.placed = keep_placed(record.placed, listed)
-            pending = PendingEvents(sorted_events(listed))
-            for stamp in taken_by_key.get(routing_key, ()):
-                pending.remove(stamp)
-            record.pending = pending
+            if routing_key in taken_by_key:
+                listed.discard(taken_by_key[routing_key])
+            record.pending = PendingEvents.from_listed(listed)
         for routing_key, event in added:
             self.record(routing_key).pending.add(*event)
         for record in list(self.keys.values()):
