@@ -68,6 +68,7 @@ TESTS = [
     "tests/test_config.py",
     "tests/test_scheduler.py",
     "tests/test_delivery.py",
+    "tests/test_pending.py",
     "tests/test_enqueue.py",
     "tests/test_state.py",
     "tests/test_watch.py",
