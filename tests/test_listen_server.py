@@ -1,4 +1,4 @@
-"""pdagent/listen/server.py and api.py in-process: whole requests that wait together are answered
+"""pdagent/listen/server.py, batches.py and api.py in-process: whole requests that wait together are answered
 as one batch (their events share the spool's fsyncs), each in its own words, and nothing taken
 is left unanswered by a bug or a stop.
 
@@ -15,7 +15,7 @@ import pytest
 from helpers import routing_key, wait_for
 
 from pdagent.config import Locations
-from pdagent.listen import server as listen_server
+from pdagent.listen import batches as listen_batches
 from pdagent.listen.api import V1_PATH, Answer, Listener
 from pdagent.listen.http import RequestHead
 from pdagent.listen.server import Limits, Server
@@ -87,7 +87,7 @@ def one_then_five_waiting(serve):
     clients = [post_in_background(port, "first", answers)]
     wait_for(lambda: listener.batches, message="the first request to be taken")
     clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
-    wait_for(lambda: len(server._requests) == 5, message="five requests to wait")
+    wait_for(lambda: server._enqueuer.waiting() == 5, message="five requests to wait")
     listener.gate.set()
     for client in clients:
         client.join(10)
@@ -102,7 +102,7 @@ def test_requests_that_wait_together_are_answered_as_one_batch(serve):
 
 
 def test_a_batch_is_never_larger_than_max_batch(serve, monkeypatch):
-    monkeypatch.setattr(listen_server, "MAX_BATCH", 2)
+    monkeypatch.setattr(listen_batches, "MAX_BATCH", 2)
     batches, answers = one_then_five_waiting(serve)
     assert batches == [1, 2, 2, 1] and len(answers) == 6
 

@@ -17,11 +17,9 @@ server's, enforced in one place:
   http.MAX_HEAD_BYTES, the body by MAX_BODY_BYTES, both refused as soon as
   announced or exceeded); it is not read from while its request is queued.
 - Work: parsing and framing run on the loop; the enqueue (JSON, validation,
-  the spool write) runs on one enqueue thread, which takes every whole
-  request waiting (up to MAX_BATCH) at once, so concurrent requests share
-  the spool's fsyncs (a group commit) and no thread waits per request. Each
-  answer is sent only once the batch is durable: a 202 is never ahead of
-  its fsync.
+  the spool write) runs on one enqueue thread (batches.py), which answers
+  the requests that wait together as one batch: a 202 is never ahead of its
+  fsync.
 After an error answer the connection is shut for writing and its remaining
 input discarded for a moment (a "lingering close"), so the client reads the
 answer instead of a reset.
@@ -32,17 +30,16 @@ import errno
 import logging
 import selectors
 import socket
-import threading
 import time
 
 from pdagent.listen.api import Answer
+from pdagent.listen.batches import EnqueueThread
 from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
 from pdagent.listen.sockets import client_name
 from pdagent.wakeup import WakeupPipe
 
 log = logging.getLogger("pdagent.listen")
 
-MAX_BATCH = 64
 REQUEST_LIMIT_SECS = 120.0
 LINGER_SECS = 2.0
 _RECV_BYTES = 65536
@@ -73,9 +70,35 @@ class Connection:
         self.answered = False  # 100 Continue sent for the current request
         self.lingered = 0
 
+    def send_quietly(self, data):
+        try:
+            self.sock.send(data)
+        except OSError:
+            pass  # the final answer will meet the same problem and close the connection
+
+    def flush_blocking(self):
+        """Send what is left of the answer, waiting up to a second (at shut-down only)."""
+        try:
+            self.sock.settimeout(1.0)
+            self.sock.sendall(self.outbox)
+        except OSError:
+            pass
+
+    def lingered_enough(self):
+        """Discard what the client still sends after the answer; True once it is done (end
+        of input, an error, or more than _LINGER_BYTES)."""
+        try:
+            data = self.sock.recv(_RECV_BYTES)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        self.lingered += len(data)
+        return not data or self.lingered > _LINGER_BYTES
+
 
 class Server:
-    """The loop: accept, read, frame, hand whole requests to the enqueue threads, answer."""
+    """The loop: accept, read, frame, hand whole requests to the enqueue thread, answer."""
 
     def __init__(self, listener, listening_sockets, limits):
         self.listener = listener
@@ -83,14 +106,11 @@ class Server:
         self._selector = selectors.DefaultSelector()
         self._listening = list(listening_sockets)
         self._connections = collections.OrderedDict()  # fd -> Connection, longest quiet first
-        self._requests = collections.deque()  # (connection, head, body) for the enqueue thread
-        self._requests_waiting = threading.Condition()
-        self._enqueuer = threading.Thread(target=self._answer_requests, name="enqueue", daemon=True)
+        self._enqueuer = EnqueueThread(listener, self._answered)
         self._done = collections.deque()  # (connection, Answer) from the enqueue thread
         self._pipelined = collections.deque()  # connections with a next request already in their buffer
         self._wakeup = WakeupPipe()
         self._stopping = False
-        self._on_tick = None
 
     # -- running ---------------------------------------------------------------------------
 
@@ -131,14 +151,11 @@ class Server:
         for sock in self._listening:
             self._selector.unregister(sock)
             sock.close()
-        with self._requests_waiting:
-            self._requests.append(None)  # after the requests already taken: answer them, then end
-            self._requests_waiting.notify()
-        self._enqueuer.join()
+        self._enqueuer.finish()
         self._send_finished_answers()
         for connection in list(self._connections.values()):
             if connection.phase == WRITING:
-                self._flush_blocking(connection)
+                connection.flush_blocking()
             self._close(connection)
         self._selector.close()
         self._wakeup.close()
@@ -253,7 +270,7 @@ class Server:
             connection.deadline = min(now + self.limits.body_timeout, connection.request_limit)
             if head.expects_continue and not connection.answered:
                 connection.answered = True
-                self._send_quietly(connection, CONTINUE)
+                connection.send_quietly(CONTINUE)
         if connection.phase == BODY:
             head = reader.head
             body = reader.read_body()
@@ -261,29 +278,12 @@ class Server:
                 return
             connection.phase = WORKING
             self._selector.unregister(connection.sock)
-            with self._requests_waiting:
-                self._requests.append((connection, head, body))
-                self._requests_waiting.notify()
+            self._enqueuer.put(connection, head, body)
 
-    def _answer_requests(self):
-        """The enqueue thread: answer every request waiting, a batch at a time, until told to end."""
-        while True:
-            with self._requests_waiting:
-                while not self._requests:
-                    self._requests_waiting.wait()
-                batch = []
-                while self._requests and len(batch) < MAX_BATCH and self._requests[0] is not None:
-                    batch.append(self._requests.popleft())
-            if not batch:
-                return  # the end marker, with nothing left before it
-            try:
-                answers = self.listener.answer_all([(head, body) for _, head, body in batch])
-            except Exception:  # a bug must not leave the clients waiting: answer 500, log the traceback
-                log.exception("answering %s failed", ", ".join(connection.client for connection, _, _ in batch))
-                answers = [Answer(500, {"status": "error", "message": "internal error; see pd-listen.log"},
-                                  close=True)] * len(batch)
-            self._done.extend((connection, answer) for (connection, _, _), answer in zip(batch, answers))
-            self.wake()
+    def _answered(self, pairs):
+        """On the enqueue thread: queue a batch's (connection, Answer) pairs for the loop."""
+        self._done.extend(pairs)
+        self.wake()
 
     def _send_finished_answers(self):
         while self._done:
@@ -307,12 +307,6 @@ class Server:
         connection.phase = WRITING
         connection.deadline = time.monotonic() + self.limits.body_timeout
         self._write(connection)
-
-    def _send_quietly(self, connection, data):
-        try:
-            connection.sock.send(data)
-        except OSError:
-            pass  # the final answer will meet the same problem and close the connection
 
     def _write(self, connection):
         try:
@@ -344,13 +338,6 @@ class Server:
             if connection.sock.fileno() >= 0 and connection.phase == HEAD:
                 self._advance_or_refuse(connection, time.monotonic())
 
-    def _flush_blocking(self, connection):
-        try:
-            connection.sock.settimeout(1.0)
-            connection.sock.sendall(connection.outbox)
-        except OSError:
-            pass
-
     def _start_lingering(self, connection):
         try:
             connection.sock.shutdown(socket.SHUT_WR)
@@ -360,14 +347,7 @@ class Server:
         connection.phase, connection.deadline, connection.lingered = LINGERING, time.monotonic() + LINGER_SECS, 0
 
     def _linger(self, connection):
-        try:
-            data = connection.sock.recv(_RECV_BYTES)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        connection.lingered += len(data)
-        if not data or connection.lingered > _LINGER_BYTES:
+        if connection.lingered_enough():
             self._close(connection)
 
     # -- time ------------------------------------------------------------------------------
