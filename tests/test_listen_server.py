@@ -18,11 +18,13 @@ from pdagent.config import Locations
 from pdagent.listen import batches as listen_batches
 from pdagent.listen.api import V1_PATH, Answer, Listener
 from pdagent.listen.http import RequestHead
-from pdagent.listen.server import Limits, Server
+from pdagent.listen.limits import SMALL_BODY_BYTES, Limits
+from pdagent.listen.server import Server
 from pdagent.spool import SpoolTree
 from pdagent.spool.names import parse_file_name
 
 KEY = routing_key(80)
+BIG = SMALL_BODY_BYTES + 1000  # a body the server counts
 
 
 class GatedListener:
@@ -49,11 +51,11 @@ class GatedListener:
 def serve():
     running = []
 
-    def start(listener):
+    def start(listener, limits=None):
         listening = socket.socket()
         listening.bind(("127.0.0.1", 0))
         listening.listen(64)
-        server = Server(listener, [listening], Limits())
+        server = Server(listener, [listening], limits or Limits())
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         running.append((server, thread))
@@ -78,15 +80,16 @@ def post_in_background(port, body, answers):
     return thread
 
 
-def one_then_five_waiting(serve):
-    """Post one request and, while its batch is held, five more; release them. Returns
-    (the batches' sizes, {body: (status, answer)})."""
+def one_then_five_waiting(serve, body_size=0):
+    """Post one request and, while its batch is held, five more (bodies of `body_size`
+    characters, at least their names); release them. Returns (the batches' sizes,
+    {body: (status, answer)})."""
     listener = GatedListener()
     server, port = serve(listener)
     answers = {}
     clients = [post_in_background(port, "first", answers)]
     wait_for(lambda: listener.batches, message="the first request to be taken")
-    clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
+    clients += [post_in_background(port, f"next {number}".ljust(body_size, "."), answers) for number in range(5)]
     wait_for(lambda: server._enqueuer.waiting() == 5, message="five requests to wait")
     listener.gate.set()
     for client in clients:
@@ -105,6 +108,58 @@ def test_a_batch_is_never_larger_than_max_batch(serve, monkeypatch):
     monkeypatch.setattr(listen_batches, "MAX_BATCH", 2)
     batches, answers = one_then_five_waiting(serve)
     assert batches == [1, 2, 2, 1] and len(answers) == 6
+
+
+def test_a_batch_stops_before_max_batch_body_bytes(serve, monkeypatch):
+    monkeypatch.setattr(listen_batches, "MAX_BATCH_BODY_BYTES", 2500)
+    batches, answers = one_then_five_waiting(serve, body_size=1000)
+    assert batches == [1, 2, 2, 1] and len(answers) == 6
+
+
+def test_a_body_past_the_servers_budget_is_refused_unread_until_room_is_free(serve):
+    """All connections together may hold so many body bytes: a request whose body would pass
+    that is answered 503 with Retry-After at once, its body unread; once the bodies held are
+    answered, the same request is taken."""
+    listener = GatedListener()
+    server, port = serve(listener, Limits(max_buffered_body_bytes=3 * BIG))
+    answers = {}
+    clients = [post_in_background(port, "a" * BIG, answers)]
+    wait_for(lambda: listener.batches, message="the first request to be taken")
+    clients.append(post_in_background(port, "b" * BIG, answers))
+    wait_for(lambda: server._enqueuer.waiting() == 1, message="the second request to wait")
+    refused = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    refused.request("POST", "/v2/enqueue", "c" * (BIG * 3 // 2), {"Content-Type": "application/json"})
+    response = refused.getresponse()
+    assert (response.status, response.getheader("Retry-After"), response.getheader("Connection")) == (
+        503, "5", "close")
+    assert "retry shortly" in json.loads(response.read())["message"]
+    refused.close()
+    listener.gate.set()
+    for client in clients:
+        client.join(10)
+    assert [answers[body][0] for body in ("a" * BIG, "b" * BIG)] == [202, 202]
+    kept_open = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # answered, and kept open
+    kept_open.request("POST", "/v2/enqueue", "d" * (2 * BIG), {"Content-Type": "application/json"})
+    response = kept_open.getresponse()
+    assert (response.status, response.read() != b"") == (202, True)
+    post_in_background(port, "c" * (BIG * 3 // 2), answers).join(10)
+    kept_open.close()
+    assert answers["c" * (BIG * 3 // 2)][0] == 202
+    assert listener.batches == [1, 1, 1, 1]  # the refused request never reached the listener
+
+
+def test_small_bodies_are_never_refused_for_room(serve):
+    listener = GatedListener()
+    server, port = serve(listener, Limits(max_buffered_body_bytes=BIG))
+    answers = {}
+    clients = [post_in_background(port, "a" * BIG, answers)]  # takes all the room, and is held
+    wait_for(lambda: listener.batches, message="the first request to be taken")
+    clients.append(post_in_background(port, "s" * SMALL_BODY_BYTES, answers))
+    wait_for(lambda: server._enqueuer.waiting() == 1, message="the small request to wait")
+    listener.gate.set()
+    for client in clients:
+        client.join(10)
+    assert [answers[body][0] for body in ("a" * BIG, "s" * SMALL_BODY_BYTES)] == [202, 202]
 
 
 def test_a_bug_answers_its_batch_500_and_the_server_goes_on(serve):
@@ -128,6 +183,21 @@ def test_stopping_answers_the_requests_already_taken(serve):
     listener.gate.set()
     client.join(10)
     assert answers == {"in flight": (202, {"status": "success", "body": "in flight"})}
+
+
+def test_a_connection_that_closes_mid_body_gives_its_room_back(serve):
+    listener = GatedListener()
+    listener.gate.set()
+    server, port = serve(listener, Limits(max_buffered_body_bytes=3 * BIG))
+    quitter = socket.create_connection(("127.0.0.1", port))
+    quitter.sendall(b"POST /v2/enqueue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (2 * BIG) + b"x" * 10)
+    wait_for(lambda: server._bodies.held_bytes == 2 * BIG, message="the body to be counted")
+    quitter.close()
+    wait_for(lambda: server._bodies.held_bytes == 0, message="the room to be given back")
+    answers = {}
+    post_in_background(port, "y" * (BIG * 5 // 2), answers).join(10)
+    assert answers["y" * (BIG * 5 // 2)][0] == 202
 
 
 # -- Listener.answer_all on a real spool --------------------------------------------------------

@@ -196,6 +196,42 @@ def test_a_100_mb_body_and_an_endless_chunked_body_are_cut_off(attacked):
     check_outcome(agent, standin, server, client)
 
 
+def test_many_large_bodies_at_once_are_held_within_a_budget(attacked):
+    """200 connections each announce a body of 512 KiB, send 400 KiB of it and stall: pd-listen
+    holds at most 32 MiB of such bodies (64 of them); the others are answered 503 at once,
+    their bodies unread; its memory stays bounded, and a client sending usual events keeps
+    getting its 202s meanwhile."""
+    agent, standin, start = attacked
+    server = start()
+    client = WellBehavedClient(server.port)
+    client.start()
+    head = (b"POST /v2/enqueue HTTP/1.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (512 * 1024))
+    senders = []
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(head)
+        senders.append(sock)
+    statuses = collections.Counter()
+    for sock in senders:
+        try:
+            sock.sendall(b"[" * (400 * 1024))  # a refused one drains it while it closes
+        except OSError:
+            pass
+        sock.settimeout(0.3)
+        try:
+            statuses[sock.recv(64).split(b" ", 2)[1].decode()] += 1
+        except socket.timeout:
+            statuses["still sending"] += 1
+    try:
+        assert statuses == {"503": 136, "still sending": 64}
+        assert rss_mib(server.process.pid) < 64
+    finally:
+        for sock in senders:
+            sock.close()
+    check_outcome(agent, standin, server, client)
+
+
 BAD_REQUESTS = {
     "not JSON": (b"/v2/enqueue", b"application/json", b'{"routing_key": '),
     "nested 100,000 deep": (b"/v2/enqueue", b"application/json", b"[" * 100000 + b"]" * 100000),

@@ -74,7 +74,8 @@ def main(argv=None):
     # Imported after the checks: a refused start costs nothing more.
     from pdagent.daemon import setup_logging
     from pdagent.listen.api import Listener
-    from pdagent.listen.server import Limits, Server
+    from pdagent.listen.limits import Limits
+    from pdagent.listen.server import Server
     from pdagent.listen.sockets import open_listening_sockets
     from pdagent.spool.files import write_file_atomically
 

@@ -31,6 +31,7 @@ ROUTES = {"/v2/enqueue": "alert", "/v2/change/enqueue": "change", V1_PATH: "v1"}
 HEALTH_PATH = "/health"
 QUEUED_BY = "pd-listen"
 RETRY_AFTER_SECS = 30
+BUSY_RETRY_AFTER_SECS = 5
 
 
 class Answer:
@@ -48,6 +49,14 @@ class Answer:
 
 def _failure(status, status_text, message, **kwargs):
     return Answer(status, {"status": status_text, "message": message}, log_line=message, **kwargs)
+
+
+def busy(limit_bytes):
+    """The answer to a request whose body the server has no room to hold now (its body is
+    not read, so the connection closes): the client keeps the event and retries shortly."""
+    return _failure(503, "unavailable", f"pd-listen holds {limit_bytes // (1024 * 1024)} MiB of request bodies "
+                    f"already; retry shortly", headers=[("Retry-After", str(BUSY_RETRY_AFTER_SECS))],
+                    close=True)
 
 
 def invalid_event(errors):

@@ -2,7 +2,8 @@
 events of requests that wait together share the spool's fsyncs (a group commit).
 
 The server's loop puts each whole request here and goes on; the thread takes
-every request waiting (up to MAX_BATCH), has the listener answer them together
+every request waiting (up to MAX_BATCH requests and MAX_BATCH_BODY_BYTES of
+bodies), has the listener answer them together
 (Listener.answer_all: each event durable before its 2xx), and hands the
 answers back. One thread, whatever the number of clients: no thread waits per
 request, and a slow disk holds up only the answers that wait on it.
@@ -17,6 +18,9 @@ from pdagent.listen.api import Answer
 log = logging.getLogger("pdagent.listen")
 
 MAX_BATCH = 64
+# A batch's bodies are parsed together, each several times its size in memory: a batch stops
+# before this many body bytes (it always takes one request, however large).
+MAX_BATCH_BODY_BYTES = 4 * 1024 * 1024
 _INTERNAL_ERROR = Answer(500, {"status": "error", "message": "internal error; see pd-listen.log"}, close=True)
 
 
@@ -54,8 +58,11 @@ class EnqueueThread:
         with self._waiting:
             while not self._requests:
                 self._waiting.wait()
-            batch = []
+            batch, body_bytes = [], 0
             while self._requests and len(batch) < MAX_BATCH and self._requests[0] is not None:
+                body_bytes += len(self._requests[0][2])
+                if batch and body_bytes > MAX_BATCH_BODY_BYTES:
+                    break
                 batch.append(self._requests.popleft())
             return batch
 

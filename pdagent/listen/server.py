@@ -16,6 +16,9 @@ server's, enforced in one place:
 - Memory: a connection holds at most one request (the head is bounded by
   http.MAX_HEAD_BYTES, the body by MAX_BODY_BYTES, both refused as soon as
   announced or exceeded); it is not read from while its request is queued.
+  All connections together hold at most `max_buffered_body_bytes` of bodies
+  (limits.BodyBudget): a request whose body would not fit is answered 503
+  at once, its body unread, and the client retries.
 - Work: parsing and framing run on the loop; the enqueue (JSON, validation,
   the spool write) runs on one enqueue thread (batches.py), which answers
   the requests that wait together as one batch: a 202 is never ahead of its
@@ -32,9 +35,10 @@ import selectors
 import socket
 import time
 
-from pdagent.listen.api import Answer
+from pdagent.listen.api import Answer, busy
 from pdagent.listen.batches import EnqueueThread
 from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
+from pdagent.listen.limits import BodyBudget
 from pdagent.listen.sockets import client_name
 from pdagent.wakeup import WakeupPipe
 
@@ -50,15 +54,9 @@ IDLE, HEAD, BODY, WORKING, WRITING, LINGERING = range(6)
 _EVICTABLE = (IDLE, HEAD)
 
 
-class Limits:
-    def __init__(self, header_timeout=10.0, body_timeout=30.0, idle_timeout=60.0, max_connections=4096):
-        self.header_timeout, self.body_timeout = header_timeout, body_timeout
-        self.idle_timeout, self.max_connections = idle_timeout, max_connections
-
-
 class Connection:
     __slots__ = ("answered", "client", "deadline", "keep_alive", "lingered", "outbox", "phase", "reader",
-                 "request_limit", "sock")
+                 "request_limit", "reserved_bytes", "sock")
 
     def __init__(self, sock, client, now, idle_timeout):
         self.sock, self.client = sock, client
@@ -69,6 +67,7 @@ class Connection:
         self.keep_alive = True
         self.answered = False  # 100 Continue sent for the current request
         self.lingered = 0
+        self.reserved_bytes = 0  # of the server's BodyBudget, for the current request's body
 
     def send_quietly(self, data):
         try:
@@ -103,6 +102,7 @@ class Server:
     def __init__(self, listener, listening_sockets, limits):
         self.listener = listener
         self.limits = limits
+        self._bodies = BodyBudget(limits.max_buffered_body_bytes)
         self._selector = selectors.DefaultSelector()
         self._listening = list(listening_sockets)
         self._connections = collections.OrderedDict()  # fd -> Connection, longest quiet first
@@ -196,8 +196,9 @@ class Server:
         if fd < 0:
             return
         self._connections.pop(fd, None)
-        if connection.phase != WORKING:
+        if connection.phase != WORKING:  # else its body is held until the enqueue thread answers it
             self._selector.unregister(connection.sock)
+            self._bodies.release(connection)
         connection.sock.close()
 
     def _touch(self, connection):
@@ -266,6 +267,9 @@ class Server:
                     early.close = True  # the body is not read, so the framing of what follows is lost
                 self._answer(connection, early)
                 return
+            if not self._bodies.reserve(connection, reader.body_length):
+                self._answer(connection, busy(self.limits.max_buffered_body_bytes))  # the body is not read
+                return
             connection.phase = BODY
             connection.deadline = min(now + self.limits.body_timeout, connection.request_limit)
             if head.expects_continue and not connection.answered:
@@ -289,6 +293,7 @@ class Server:
         while self._done:
             connection, answer = self._done.popleft()
             if connection.sock.fileno() < 0:
+                self._bodies.release(connection)
                 continue
             self._selector.register(connection.sock, selectors.EVENT_READ, connection)
             connection.phase = IDLE  # registered again; _answer sets the phase that follows
@@ -297,6 +302,7 @@ class Server:
     # -- answering -------------------------------------------------------------------------
 
     def _answer(self, connection, answer):
+        self._bodies.release(connection)  # the request is over
         if answer.log_line:
             log.log(logging.INFO if answer.status < 500 else logging.WARNING,
                     "%d from %s: %s", answer.status, connection.client, answer.log_line)
