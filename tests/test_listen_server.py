@@ -200,6 +200,26 @@ def test_a_connection_that_closes_mid_body_gives_its_room_back(serve):
     assert answers["y" * (BIG * 5 // 2)][0] == 202
 
 
+def test_pipelined_requests_are_each_answered_in_order(serve):
+    """Requests sent back to back on one connection, without waiting for the answers."""
+    listener = GatedListener()
+    listener.gate.set()
+    _server, port = serve(listener)
+    requests = b"".join(b"POST /v2/enqueue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body) for body in (b"one", b"two", b"six"))
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(requests)
+        sock.settimeout(5)
+        received = b""
+        while received.count(b"HTTP/1.1 202") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    bodies = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["body"]
+              for part in received.split(b"HTTP/1.1 202")[1:]]
+    assert bodies == ["one", "two", "six"]
+
+
 # -- Listener.answer_all on a real spool --------------------------------------------------------
 
 def head(path, method="POST"):

@@ -10,7 +10,7 @@ server's, enforced in one place:
   working one; if every connection is mid-request, the new one is closed.
 - Time: a request's head must be complete `header_timeout` after its first
   byte (408); its body may not stall longer than `body_timeout` nor take
-  longer than REQUEST_LIMIT_SECS in all (408); an idle keep-alive connection
+  longer than connection.REQUEST_LIMIT_SECS in all (408); an idle keep-alive connection
   closes after `idle_timeout`; a client that does not read its answer is
   dropped after `body_timeout`. One sweep a second checks them all.
 - Memory: a connection holds at most one request (the head is bounded by
@@ -32,69 +32,27 @@ import collections
 import errno
 import logging
 import selectors
-import socket
 import time
 
 from pdagent.listen.api import Answer, busy
 from pdagent.listen.batches import EnqueueThread
-from pdagent.listen.http import CONTINUE, HttpError, RequestReader, response_bytes
+from pdagent.listen.connection import (
+    BODY,
+    EVICTABLE,
+    HEAD,
+    IDLE,
+    LINGERING,
+    RECV_BYTES,
+    WORKING,
+    WRITING,
+    Connection,
+)
+from pdagent.listen.http import CONTINUE, HttpError, response_bytes
 from pdagent.listen.limits import BodyBudget
 from pdagent.listen.sockets import client_name
 from pdagent.wakeup import WakeupPipe
 
 log = logging.getLogger("pdagent.listen")
-
-REQUEST_LIMIT_SECS = 120.0
-LINGER_SECS = 2.0
-_RECV_BYTES = 65536
-_LINGER_BYTES = 1024 * 1024
-
-# What a connection is doing; the ones a new connection may evict when the server is full.
-IDLE, HEAD, BODY, WORKING, WRITING, LINGERING = range(6)
-_EVICTABLE = (IDLE, HEAD)
-
-
-class Connection:
-    __slots__ = ("answered", "client", "deadline", "keep_alive", "lingered", "outbox", "phase", "reader",
-                 "request_limit", "reserved_bytes", "sock")
-
-    def __init__(self, sock, client, now, idle_timeout):
-        self.sock, self.client = sock, client
-        self.reader = RequestReader()
-        self.phase, self.deadline = IDLE, now + idle_timeout
-        self.request_limit = 0.0
-        self.outbox = b""
-        self.keep_alive = True
-        self.answered = False  # 100 Continue sent for the current request
-        self.lingered = 0
-        self.reserved_bytes = 0  # of the server's BodyBudget, for the current request's body
-
-    def send_quietly(self, data):
-        try:
-            self.sock.send(data)
-        except OSError:
-            pass  # the final answer will meet the same problem and close the connection
-
-    def flush_blocking(self):
-        """Send what is left of the answer, waiting up to a second (at shut-down only)."""
-        try:
-            self.sock.settimeout(1.0)
-            self.sock.sendall(self.outbox)
-        except OSError:
-            pass
-
-    def lingered_enough(self):
-        """Discard what the client still sends after the answer; True once it is done (end
-        of input, an error, or more than _LINGER_BYTES)."""
-        try:
-            data = self.sock.recv(_RECV_BYTES)
-        except BlockingIOError:
-            return False
-        except OSError:
-            data = b""
-        self.lingered += len(data)
-        return not data or self.lingered > _LINGER_BYTES
-
 
 class Server:
     """The loop: accept, read, frame, hand whole requests to the enqueue thread, answer."""
@@ -179,14 +137,13 @@ class Server:
                 sock.close()
                 continue
             sock.setblocking(False)
-            connection = Connection(sock, client_name(sock, address), time.monotonic(),
-                                    self.limits.idle_timeout)
+            connection = Connection(sock, client_name(sock, address), time.monotonic(), self.limits)
             self._connections[sock.fileno()] = connection
             self._selector.register(sock, selectors.EVENT_READ, connection)
 
     def _evict_one(self):
         for connection in self._connections.values():
-            if connection.phase in _EVICTABLE:
+            if connection.phase in EVICTABLE:
                 self._close(connection)
                 return True
         return False
@@ -201,22 +158,20 @@ class Server:
             self._bodies.release(connection)
         connection.sock.close()
 
-    def _touch(self, connection):
-        self._connections.move_to_end(connection.sock.fileno())
-
     # -- reading ---------------------------------------------------------------------------
 
     def _on_ready(self, connection, events):
         if connection.phase == WRITING:
             self._write(connection)
         elif connection.phase == LINGERING:
-            self._linger(connection)
+            if connection.lingered_enough():
+                self._close(connection)
         else:
             self._read(connection)
 
     def _read(self, connection):
         try:
-            data = connection.sock.recv(_RECV_BYTES)
+            data = connection.sock.recv(RECV_BYTES)
         except BlockingIOError:
             return
         except OSError:
@@ -225,14 +180,9 @@ class Server:
         if not data:
             self._close(connection)
             return
-        self._touch(connection)
+        self._connections.move_to_end(connection.sock.fileno())  # the longest quiet stay first
         now = time.monotonic()
-        if connection.phase == IDLE:
-            connection.phase = HEAD
-            connection.deadline = now + self.limits.header_timeout
-            connection.request_limit = now + REQUEST_LIMIT_SECS
-        elif connection.phase == BODY:
-            connection.deadline = min(now + self.limits.body_timeout, connection.request_limit)
+        connection.bytes_came(now)
         try:
             connection.reader.feed(data)
         except HttpError as error:
@@ -270,8 +220,7 @@ class Server:
             if not self._bodies.reserve(connection, reader.body_length):
                 self._answer(connection, busy(self.limits.max_buffered_body_bytes))  # the body is not read
                 return
-            connection.phase = BODY
-            connection.deadline = min(now + self.limits.body_timeout, connection.request_limit)
+            connection.start_body(now)
             if head.expects_continue and not connection.answered:
                 connection.answered = True
                 connection.send_quietly(CONTINUE)
@@ -307,11 +256,8 @@ class Server:
             log.log(logging.INFO if answer.status < 500 else logging.WARNING,
                     "%d from %s: %s", answer.status, connection.client, answer.log_line)
         keep_alive = connection.keep_alive and not answer.close
-        connection.keep_alive = keep_alive
-        connection.outbox = response_bytes(answer.status, answer.body_bytes(), keep_alive, answer.headers)
-        connection.answered = False
-        connection.phase = WRITING
-        connection.deadline = time.monotonic() + self.limits.body_timeout
+        connection.start_answer(response_bytes(answer.status, answer.body_bytes(), keep_alive, answer.headers),
+                                keep_alive, time.monotonic())
         self._write(connection)
 
     def _write(self, connection):
@@ -328,14 +274,9 @@ class Server:
             return
         self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
         if not connection.keep_alive:
-            self._start_lingering(connection)
-            return
-        now = time.monotonic()
-        connection.phase, connection.deadline = IDLE, now + self.limits.idle_timeout
-        if connection.reader.started:  # a pipelined request is waiting in the buffer
-            connection.phase = HEAD
-            connection.deadline = now + self.limits.header_timeout
-            connection.request_limit = now + REQUEST_LIMIT_SECS
+            if not connection.start_lingering(time.monotonic()):
+                self._close(connection)
+        elif connection.answer_sent(time.monotonic()):
             self._pipelined.append(connection)  # read by the loop: no recursion however many are sent
 
     def _read_pipelined(self):
@@ -343,18 +284,6 @@ class Server:
             connection = self._pipelined.popleft()
             if connection.sock.fileno() >= 0 and connection.phase == HEAD:
                 self._advance_or_refuse(connection, time.monotonic())
-
-    def _start_lingering(self, connection):
-        try:
-            connection.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self._close(connection)
-            return
-        connection.phase, connection.deadline, connection.lingered = LINGERING, time.monotonic() + LINGER_SECS, 0
-
-    def _linger(self, connection):
-        if connection.lingered_enough():
-            self._close(connection)
 
     # -- time ------------------------------------------------------------------------------
 
