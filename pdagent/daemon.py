@@ -262,7 +262,7 @@ def run(main_config, foreground):
             saved = SavedState(main_config.db_dir)
             saved.start()
             spool = Spool(main_config.outqueue_dir, main_config.db_dir)
-            lock = spool.lock()  # opened now, while db/ is known to be writable, it is created
+            lock = spool.lock()  # opening it creates db/queue.lock now, while db/ is known to be writable
             if lock.try_acquire():
                 lock.release()
             engine = Engine(main_config, spool, api, saved, source_host=SourceHost(main_config.data_dir),

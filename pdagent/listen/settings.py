@@ -19,7 +19,7 @@ _MAX_TOKEN_BYTES = 4096
 
 
 class ListenSettings:
-    """Where to listen, the token if any, and the spool's locations (main_config.MainConfig)."""
+    """Where to listen, the token if any, and the spool's locations (config.Locations)."""
 
     def __init__(self, locations, address, socket_path, token):
         self.locations = locations

@@ -25,15 +25,14 @@ class QueueLock:
 
     Nothing ever waits on it without end: the daemon's account can hold it
     forever (a stuck or hostile daemon, a suspended pd-queue), so `with lock:`
-    gives up after `wait_secs` with a SpoolError, and the daemon's moves poll
+    gives up after WAIT_SECS with a SpoolError, and the daemon's moves poll
     try_acquire() between looking at whether they should stop.
     """
 
-    def __init__(self, db_dir, required=True, on_failure=None, wait_secs=WAIT_SECS):
+    def __init__(self, db_dir, required=True, on_failure=None):
         self.path = os.path.join(db_dir, "queue.lock")
         self.required = required
         self.on_failure = on_failure
-        self.wait_secs = wait_secs
         self._fd = None
 
     def try_acquire(self):
@@ -82,11 +81,11 @@ class QueueLock:
             self._fd = None
 
     def __enter__(self):
-        deadline = time.monotonic() + self.wait_secs
+        deadline = time.monotonic() + WAIT_SECS
         while not self.try_acquire():
             if time.monotonic() >= deadline:
                 raise SpoolError(f"the queue lock {self.path} was held by another process for "
-                                 f"{self.wait_secs:g} s (pdagentd, or another pd-queue retry or "
+                                 f"{WAIT_SECS:g} s (pdagentd, or another pd-queue retry or "
                                  f"discard); nothing was changed: try again")
             time.sleep(_WAIT_POLL_SECS)
         return self
