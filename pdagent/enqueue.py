@@ -36,9 +36,10 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     return outcome
 
 
-def queue_v2_events(locations, events, queued_by):
+def queue_v2_events(locations, events, queued_by, writer=None):
     """queue_v2_event for each (endpoint, body, warn) of `events`, written together so
-    that they share the spool's fsyncs (a group commit).
+    that they share the spool's fsyncs (a group commit), by `writer` (a SpoolWriter of
+    `locations`' spool kept by the caller) or else a new one.
 
     Returns, per event, (dedup key or None, spool file name) or the EventError
     or SpoolError that kept it out; the others are queued all the same.
@@ -57,7 +58,8 @@ def queue_v2_events(locations, events, queued_by):
             continue
         entries.append((sent["routing_key"], data))
         encoded.append((index, sent.get("dedup_key")))
-    names = SpoolWriter(locations.outqueue_dir, locations.db_dir).enqueue_many(entries)
+    writer = writer or SpoolWriter(locations.outqueue_dir, locations.db_dir)
+    names = writer.enqueue_many(entries)
     for (index, dedup_key), name in zip(encoded, names):
         outcomes[index] = name if isinstance(name, Exception) else (dedup_key, name)
     return outcomes
