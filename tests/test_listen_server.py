@@ -7,9 +7,11 @@ pd-listen as a real process, and its hostile clients, are test_pd_listen*.py's.
 
 import http.client
 import json
+import logging
 import os
 import socket
 import threading
+import time
 
 import pytest
 from helpers import routing_key, wait_for
@@ -46,7 +48,8 @@ class GatedListener:
             self.gate.wait(10)
         if any(body == self.fail_on for _, body in requests):
             raise RuntimeError("a bug in answering")
-        return [Answer(202, {"status": "success", "body": body.decode()}) for _, body in requests]
+        return [Answer(202, {"status": "success", "body": body.decode()}, log_line=f"queued {body.decode()[:20]}")
+                for _, body in requests]
 
     def prepare(self, count, stop):
         self.prepared.append((count, stop()))
@@ -128,6 +131,65 @@ def test_after_each_batch_spool_files_are_prepared_for_as_many_until_a_request_w
     assert not listener.closed
     server.stop()
     wait_for(lambda: listener.closed, message="the listener to be closed at the end")
+
+
+class RecordingHandler(logging.Handler):
+    """Records pd-listen's log lines; a line containing `slow_on` takes a second to write."""
+
+    def __init__(self, slow_on=None):
+        super().__init__()
+        self.lines, self.slow_on = [], slow_on
+
+    def emit(self, record):
+        line = record.getMessage()
+        if self.slow_on and self.slow_on in line:
+            time.sleep(1.0)
+        self.lines.append(line)
+
+
+@pytest.fixture
+def listen_log():
+    logger = logging.getLogger("pdagent.listen")
+    level, handlers = logger.level, []
+
+    def attach(**kwargs):
+        handler = RecordingHandler(**kwargs)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        handlers.append(handler)
+        return handler
+    yield attach
+    for handler in handlers:
+        logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_no_client_waits_for_the_log_lines_of_its_batch(serve, listen_log):
+    handler = listen_log(slow_on="queued")
+    listener = GatedListener()
+    listener.gate.set()
+    _server, port = serve(listener)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    started = time.monotonic()
+    connection.request("POST", "/v2/enqueue", "first", {"Content-Type": "application/json"})
+    assert connection.getresponse().status == 202
+    assert time.monotonic() - started < 0.8  # answered before its (one second) log line
+    connection.close()
+    wait_for(lambda: handler.lines, message="the log line")
+    assert handler.lines[0].startswith("202 from 127.0.0.1") and handler.lines[0].endswith("queued first")
+
+
+def test_an_event_accepted_after_its_client_left_is_logged(serve, listen_log):
+    handler = listen_log()
+    listener = GatedListener()
+    _server, port = serve(listener)
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"POST /v2/enqueue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 4\r\n\r\nleft")
+        wait_for(lambda: listener.batches, message="the request to be taken")
+    listener.gate.set()  # the client has gone; its event is queued all the same
+    wait_for(lambda: handler.lines, message="the log line")
+    assert handler.lines[0].startswith("202 from 127.0.0.1") and handler.lines[0].endswith("queued left")
 
 
 def test_a_batch_is_never_larger_than_max_batch(serve, monkeypatch):

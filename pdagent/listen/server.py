@@ -239,26 +239,40 @@ class Server:
         self.wake()
 
     def _send_finished_answers(self):
+        """Send the enqueue thread's answers, then log them: no client waits for the log
+        lines of its batch. An answer whose client has left is logged all the same (a 2xx
+        event is queued whether or not anyone hears of it)."""
+        answered = []
         while self._done:
             connection, answer = self._done.popleft()
+            answered.append((connection, answer))
             if connection.sock.fileno() < 0:
                 self._bodies.release(connection)
                 continue
             self._selector.register(connection.sock, selectors.EVENT_READ, connection)
-            connection.phase = IDLE  # registered again; _answer sets the phase that follows
-            self._answer(connection, answer)
+            connection.phase = IDLE  # registered again; _send sets the phase that follows
+            self._send(connection, answer)
+        for connection, answer in answered:
+            self._log(connection, answer)
 
     # -- answering -------------------------------------------------------------------------
 
     def _answer(self, connection, answer):
+        self._send(connection, answer)
+        self._log(connection, answer)
+
+    def _send(self, connection, answer):
         self._bodies.release(connection)  # the request is over
-        if answer.log_line:
-            log.log(logging.INFO if answer.status < 500 else logging.WARNING,
-                    "%d from %s: %s", answer.status, connection.client, answer.log_line)
         keep_alive = connection.keep_alive and not answer.close
         connection.start_answer(response_bytes(answer.status, answer.body_bytes(), keep_alive, answer.headers),
                                 keep_alive, time.monotonic())
         self._write(connection)
+
+    @staticmethod
+    def _log(connection, answer):
+        if answer.log_line:
+            log.log(logging.INFO if answer.status < 500 else logging.WARNING,
+                    "%d from %s: %s", answer.status, connection.client, answer.log_line)
 
     def _write(self, connection):
         try:
