@@ -381,6 +381,14 @@ class Listen:
         except FileNotFoundError:
             return ""
 
+    def logged(self, text, count=1):
+        """pd-listen.log once it holds `text` `count` times: an answer's line is written just
+        after the answer is sent."""
+        def enough():
+            text_so_far = self.log_text()
+            return text_so_far if text_so_far.count(text) >= count else None
+        return wait_for(enough, message=f"{count} x {text!r} in pd-listen.log")
+
     def _address(self):
         if self.process.poll() is not None:
             with open(os.path.join(self.agent.base, "pd-listen.out"), errors="replace") as output:
