@@ -36,10 +36,9 @@ def queue_v2_event(locations, endpoint, body, queued_by, warn=None):
     return outcome
 
 
-def queue_v2_events(locations, events, queued_by, writer=None):
+def queue_v2_events(locations, events, queued_by):
     """queue_v2_event for each (endpoint, body, warn) of `events`, written together so
-    that they share the spool's fsyncs (a group commit), by `writer` (a SpoolWriter of
-    `locations`' spool kept by the caller) or else a new one.
+    that they share the spool's fsyncs (a group commit).
 
     Returns, per event, (dedup key or None, spool file name) or the EventError
     or SpoolError that kept it out; the others are queued all the same.
@@ -58,8 +57,7 @@ def queue_v2_events(locations, events, queued_by, writer=None):
             continue
         entries.append((sent["routing_key"], data))
         encoded.append((index, sent.get("dedup_key")))
-    writer = writer or SpoolWriter(locations.outqueue_dir, locations.db_dir)
-    names = writer.enqueue_many(entries)
+    names = SpoolWriter(locations.outqueue_dir, locations.db_dir).enqueue_many(entries)
     for (index, dedup_key), name in zip(encoded, names):
         outcomes[index] = name if isinstance(name, Exception) else (dedup_key, name)
     return outcomes

@@ -34,8 +34,6 @@ class GatedListener:
 
     def __init__(self, fail_on=None):
         self.batches = []
-        self.prepared = []  # (count, whether to stop at once) of each prepare()
-        self.closed = False
         self.gate = threading.Event()
         self.fail_on = fail_on
 
@@ -50,12 +48,6 @@ class GatedListener:
             raise RuntimeError("a bug in answering")
         return [Answer(202, {"status": "success", "body": body.decode()}, log_line=f"queued {body.decode()[:20]}")
                 for _, body in requests]
-
-    def prepare(self, count, stop):
-        self.prepared.append((count, stop()))
-
-    def close(self):
-        self.closed = True
 
 
 @pytest.fixture
@@ -113,24 +105,6 @@ def test_requests_that_wait_together_are_answered_as_one_batch(serve):
     assert batches == [1, 5]
     assert answers == {body: (202, {"status": "success", "body": body})
                        for body in ["first"] + [f"next {number}" for number in range(5)]}
-
-
-def test_after_each_batch_spool_files_are_prepared_for_as_many_until_a_request_waits(serve):
-    listener = GatedListener()
-    server, port = serve(listener)
-    answers = {}
-    clients = [post_in_background(port, "first", answers)]
-    wait_for(lambda: listener.batches, message="the first request to be taken")
-    clients += [post_in_background(port, f"next {number}", answers) for number in range(5)]
-    wait_for(lambda: server._enqueuer.waiting() == 5, message="five requests to wait")
-    listener.gate.set()
-    for client in clients:
-        client.join(10)
-    wait_for(lambda: len(listener.prepared) == 2, message="two prepares")
-    assert listener.prepared == [(1, True), (5, False)]  # five waited after the first: stop at once
-    assert not listener.closed
-    server.stop()
-    wait_for(lambda: listener.closed, message="the listener to be closed at the end")
 
 
 class RecordingHandler(logging.Handler):

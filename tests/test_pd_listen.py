@@ -197,30 +197,7 @@ def test_invalid_events_get_pagerdutys_400_and_nothing_is_queued(agent, listen):
         assert status == 400 and answer["status"] == "invalid event", (body[:40], answer)
     assert listen.post("/v2/change/enqueue", ALERT_TRIGGER)[0] == 400
     assert listen.post("/generic/2010-04-15/create_event.json", {"service_key": KEY})[0] == 400
-    assert agent.names("pdq") == [] and written_tmp_files(agent) == []
-
-
-def written_tmp_files(agent):
-    """tmp/ files holding anything: pd-listen's spares (spool files made ahead of need) are empty."""
-    return [name for name in agent.names("tmp") if os.lstat(agent.path("tmp", name)).st_size]
-
-
-def test_the_next_events_file_is_made_ahead_and_removed_when_pd_listen_stops(agent):
-    """While no request waits, pd-listen creates the next event's tmp/ file (its creation is
-    then no part of the client's wait); nothing is left once it stops."""
-    server = Listen(agent)
-    try:
-        assert server.post("/v2/enqueue", dict(ALERT_TRIGGER, dedup_key="first"))[0] == 202
-        wait_for(lambda: len(agent.names("tmp")) == 1, message="a spare file")
-        spare = os.lstat(agent.path("tmp", agent.names("tmp")[0]))
-        assert spare.st_size == 0 and spare.st_uid == server.user[0] and spare.st_mode & 0o7777 == 0o640
-        assert server.post("/v2/enqueue", dict(ALERT_TRIGGER, dedup_key="second"))[0] == 202
-        second = [name for name in agent.names("pdq") if agent.read("pdq", name)["event"]["dedup_key"] == "second"]
-        assert [os.stat(agent.path("pdq", name)).st_ino for name in second] == [spare.st_ino]
-        wait_for(lambda: len(agent.names("tmp")) == 1, message="the next spare")
-    finally:
-        server.stop()
-    assert agent.names("tmp") == []
+    assert agent.names("pdq") == [] and agent.names("tmp") == []
 
 
 def test_paths_methods_types_and_sizes_get_their_status(agent, listen):

@@ -25,7 +25,6 @@ from pdagent.formats import is_ascii_digits
 from pdagent.hostname import default_source
 from pdagent.listen.http import MAX_BODY_BYTES
 from pdagent.spool.files import SpoolError, read_regular_file
-from pdagent.spool.writer import SpoolWriter
 
 V1_PATH = "/generic/2010-04-15/create_event.json"
 ROUTES = {"/v2/enqueue": "alert", "/v2/change/enqueue": "change", V1_PATH: "v1"}
@@ -71,19 +70,6 @@ class Listener:
     def __init__(self, locations, token=None):
         self.locations = locations
         self._token = None if token is None else token.encode("utf-8")
-        self._writer = SpoolWriter(locations.outqueue_dir, locations.db_dir)
-
-    def prepare(self, count, stop):
-        """Create spool files for the next `count` events while `stop()` is false (no request
-        waits; SpoolWriter.prepare). A spool that cannot be written is not reported here:
-        the next event's answer says why."""
-        try:
-            self._writer.prepare(count, stop)
-        except (OSError, SpoolError):
-            pass
-
-    def close(self):
-        self._writer.close()
 
     def check_head(self, head):
         """The answer for a request its head already settles, else None (read the body)."""
@@ -128,7 +114,7 @@ class Listener:
         outcomes = queue_v2_events(
             self.locations,
             [(self._sent_endpoint(endpoint), body, warnings.append) for _, endpoint, body, warnings in events],
-            QUEUED_BY, self._writer)
+            QUEUED_BY)
         for (index, endpoint, body, warnings), outcome in zip(events, outcomes):
             answers[index] = _queued_answer(endpoint, body, warnings, outcome)
         return answers

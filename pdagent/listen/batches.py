@@ -6,8 +6,7 @@ every request waiting (up to MAX_BATCH requests and MAX_BATCH_BODY_BYTES of
 bodies), has the listener answer them together
 (Listener.answer_all: each event durable before its 2xx), and hands the
 answers back. One thread, whatever the number of clients: no thread waits per
-request, and a slow disk holds up only the answers that wait on it. While no
-request waits, it creates the next batch's spool files ahead of need.
+request, and a slow disk holds up only the answers that wait on it.
 """
 
 import collections
@@ -71,7 +70,6 @@ class EnqueueThread:
         while True:
             batch = self._next_batch()
             if not batch:
-                self.listener.close()
                 return  # the end, with nothing left before it
             try:
                 answers = self.listener.answer_all([(head, body) for _, head, body in batch])
@@ -79,5 +77,3 @@ class EnqueueThread:
                 log.exception("answering %s failed", ", ".join(connection.client for connection, _, _ in batch))
                 answers = [_INTERNAL_ERROR] * len(batch)
             self.answered([(connection, answer) for (connection, _, _), answer in zip(batch, answers)])
-            # While no request waits: the next batch's spool files, as many as this one had.
-            self.listener.prepare(len(batch), stop=lambda: bool(self._requests))

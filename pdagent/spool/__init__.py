@@ -11,10 +11,7 @@ Invariants, which everything else relies on:
   of overwriting, so two writers in the same microsecond both succeed: the
   loser takes the next microsecond), make the new name durable (fsync pdq/,
   or the file where the writer may not open pdq/), and unlink the tmp name.
-  Entries written together share these fsyncs (a group commit). A
-  long-lived writer (pd-listen) may create its next entries' tmp/ files
-  ahead of need: empty until written, closed, removed when it stops (the
-  daemon's cleanup removes what a crash leaves).
+  Entries written together share these fsyncs (a group commit).
 - Queue order is the order the kernel saw entries arrive, never a name:
   per routing key the daemon sends in the order of each entry's ctime
   (set by the kernel when the name is linked in; its owner can only push it

@@ -16,9 +16,6 @@ from pdagent.spool.files import SpoolError, fsync_directory, unlink_quietly, wri
 from pdagent.spool.names import event_file_name, routing_key_problem
 
 ENTRY_MODE = 0o640
-# A spare tmp/ file (see SpoolWriter.prepare) older than this is removed, never used: well
-# within the hour after which the daemon's cleanup removes tmp/ files (queue.STALE_TMP_SECS).
-SPARE_MAX_AGE_SECS = 600
 # How to fix a spool whose pdq/ and tmp/ are not mode 3753 of the daemon's group.
 LAYOUT_HINT = ("pdq/ and tmp/ must belong to the daemon's group, mode 3753: as root, "
                "`python3 -I -m pdagent.layout` sets them in /var/lib/pdagent")
@@ -26,40 +23,7 @@ LAYOUT_HINT = ("pdq/ and tmp/ must belong to the daemon's group, mode 3753: as r
 
 class SpoolWriter(SpoolTree):
     """Writes entries into pdq/: tmp/, write, fsync, link, then the new names made durable
-    (see the package's rules). Several entries may share the waits (a group commit), and a
-    long-lived writer may create their tmp/ files ahead of need (`prepare`)."""
-
-    def __init__(self, outqueue_dir, db_dir=None):
-        super().__init__(outqueue_dir, db_dir)
-        self._spares = []  # (tmp path, identity, created: monotonic seconds), oldest first
-
-    def prepare(self, count, stop=lambda: False):
-        """Create empty tmp/ files, up to `count` in all, for the next entries to be written
-        into, so that creating a file is not part of their wait. It stops early once `stop()`
-        is true (the caller has work again). SpoolError if a file cannot be created.
-
-        pd-listen does this while no request waits: a file's creation is up to a
-        third of an entry's disk time on ext4 without a journal, whose inode
-        allocator steps over every inode freed in the last minute. A spare is
-        closed until it is used (an open file would keep the filesystem from
-        being remounted read-only) and holds nothing: one left behind by a crash
-        is an empty tmp/ file, which the daemon's cleanup removes.
-        """
-        self._drop_unusable_spares()
-        while len(self._spares) < count and not stop():
-            tmp_path = self._tmp_path(int(time.time() * 1_000_000))
-            fd = self._create_tmp_file(tmp_path)
-            try:
-                identity = _identity(os.fstat(fd))
-            finally:
-                os.close(fd)
-            self._spares.append((tmp_path, identity, time.monotonic()))
-
-    def close(self):
-        """Remove the spare files `prepare` made and no entry used."""
-        spares, self._spares = self._spares, []
-        for tmp_path, _identity, _created in spares:
-            unlink_quietly(tmp_path)
+    (see the package's rules). Several entries may share the waits (a group commit)."""
 
     def enqueue(self, routing_key, data, now=None):
         """Queue `data` (bytes) for `routing_key`; returns the pdq/ file name.
@@ -117,60 +81,16 @@ class SpoolWriter(SpoolTree):
         if problem is not None:
             raise EventError(problem)
         enqueue_time_us = int((time.time() if now is None else now) * 1_000_000)
-        tmp_path, fd = self._take_spare()
-        if fd is None:
-            tmp_path = self._tmp_path(enqueue_time_us)
-            fd = self._create_tmp_file(tmp_path)
+        tmp_path = os.path.join(self.tmp_dir, f"{enqueue_time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
+        fd = self._create_tmp_file(tmp_path)
         try:
+            os.fchmod(fd, ENTRY_MODE)  # whatever the caller's umask
             write_all(fd, data)
         except OSError as error:
             os.close(fd)
             unlink_quietly(tmp_path)
             raise self._write_error(error) from None
         return tmp_path, fd, enqueue_time_us
-
-    def _tmp_path(self, time_us):
-        return os.path.join(self.tmp_dir, f"{time_us}_{os.getpid()}_{os.urandom(4).hex()}.tmp")
-
-    def _take_spare(self):
-        """(tmp path, fd open for writing) of the oldest usable spare, or (None, None)."""
-        while self._spares:
-            tmp_path, identity, created = self._spares.pop(0)
-            try:
-                fd = os.open(tmp_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                continue  # removed, or replaced (a link: ELOOP; a FIFO: ENXIO, never a wait)
-            try:
-                info = os.fstat(fd)
-            except OSError:
-                info = None
-            if info is not None and self._spare_usable(info, identity, created):
-                return tmp_path, fd
-            os.close(fd)
-            if info is not None and _identity(info) == identity:
-                unlink_quietly(tmp_path)
-        return None, None
-
-    def _drop_unusable_spares(self):
-        kept = []
-        for tmp_path, identity, created in self._spares:
-            try:
-                info = os.lstat(tmp_path)
-            except OSError:
-                continue
-            if self._spare_usable(info, identity, created):
-                kept.append((tmp_path, identity, created))
-            elif _identity(info) == identity:
-                unlink_quietly(tmp_path)
-        self._spares = kept
-
-    @staticmethod
-    def _spare_usable(info, identity, created):
-        """Whether a spare (`info`: its stat) is still the file made, untouched (a write, a
-        link or a chmod sets the ctime), and young enough. pdq/'s owner (the daemon's
-        cleanup) or root may have removed, replaced or changed it meanwhile; nobody else may
-        (tmp/ is sticky, the file 0640)."""
-        return _identity(info) == identity and time.monotonic() - created < SPARE_MAX_AGE_SECS
 
     def _write_error(self, error):
         return SpoolError(f"cannot write the event to {self.outqueue_dir}: {error.strerror}")
@@ -195,12 +115,7 @@ class SpoolWriter(SpoolTree):
             hint = f" ({LAYOUT_HINT})" if error.errno == errno.EACCES else ""
             raise SpoolError(f"cannot create a file in {self.tmp_dir}: {error.strerror}{hint}") from None
         try:
-            os.fchmod(fd, ENTRY_MODE)  # whatever the caller's umask
             self._check_daemon_can_read(fd)
-        except OSError as error:
-            os.close(fd)
-            unlink_quietly(tmp_path)
-            raise self._write_error(error) from None
         except BaseException:
             os.close(fd)
             unlink_quietly(tmp_path)
@@ -244,12 +159,6 @@ class SpoolWriter(SpoolTree):
 
     def enqueuer(self):
         return Enqueuer(self)
-
-
-def _identity(info):
-    """What tells a spare from a file put under its name since: an inode number may be reused
-    once the spare is gone, but then with a new ctime."""
-    return info.st_ino, info.st_ctime_ns
 
 
 class Enqueuer:
