@@ -10,9 +10,10 @@ Prints, each with its target:
 - end to end: POST to pd-listen -> received by the stand-in with pdagentd running, next to
   pd-send -> received (the daemon's own path);
 - pd-listen's RSS idle (<= 30 MiB) and with 10,000 idle connections open (<= 50 MiB);
-- the floor under the accept rates: the spool writer alone (SpoolWriter.enqueue_many, in this
-  process, on the same disk, as pd-listen's account does it: each new name made durable by an
-  fsync of its file), one entry at a time and 16 at a time.
+- what the disk allows: the spool writer alone (SpoolWriter.enqueue_many, in this process, on
+  the same disk, as pd-listen's account does it: each new name made durable by an fsync of its
+  file), one entry at a time and 16 at a time; and from it the most one client could get from
+  any server here, one such write plus one round trip to the stand-in per event.
 pdagentd is stopped while the accept rates are measured, so only pd-listen's work is timed.
 """
 
@@ -139,8 +140,10 @@ def main():
         time.sleep(1)
         print(f"pd-listen RSS idle: {rss_mib(listen.process.pid):.1f} MiB (target <= 30)")
         per_client = max(1, args.events // args.clients)
+        one_client = {}
         for name, port in (("pd-listen", listen.port), ("stand-in direct", standin.port)):
             rate, p50, p99 = load(port, 1, args.events, f"one-{name}")
+            one_client[name] = rate
             print(f"{name}, 1 keep-alive client: {rate:.0f} events/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             rate, p50, p99 = load(port, args.clients, per_client, f"many-{name}")
             print(f"{name}, {args.clients} clients: {rate:.0f} events/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
@@ -155,9 +158,14 @@ def main():
         print(f"end to end, median: pd-listen 202 -> stand-in {medians['pd-listen']:.1f} ms; "
               f"pd-send exit -> stand-in {medians['pd-send']:.1f} ms")
         agent.stop_daemon()
-        for batch in (1, args.clients):
-            print(f"the spool writer alone, {batch} at a time: "
-                  f"{writer_alone(base, args.events, batch):.0f} events/s")
+        alone = {batch: writer_alone(base, args.events, batch) for batch in (1, args.clients)}
+        for batch, rate in alone.items():
+            print(f"the spool writer alone, {batch} at a time: {rate:.0f} events/s")
+        # One client waits for each answer before it sends again, so no server can beat one
+        # durable write plus one round trip that writes nothing (the stand-in's).
+        bound = 1 / (1 / alone[1] + 1 / one_client["stand-in direct"])
+        print(f"about the most 1 client could get here (a write alone + a round trip to the stand-in): "
+              f"{bound:.0f} events/s; pd-listen got {one_client['pd-listen'] / bound:.0%} of it")
     finally:
         if agent.daemon_running():
             agent.stop_daemon()
