@@ -500,6 +500,17 @@ def test_unit_settings():
     assert settings["WantedBy"] == ["multi-user.target"]
 
 
+@pytest.mark.parametrize("unit", ["pdagent.service", "pdagent-listen.service"])
+def test_units_start_where_user_namespaces_are_off(unit):
+    """Hardened hosts turn user namespaces off (Debian's hardening-runtime sets
+    user.max_user_namespaces = 0); systemd then fails a unit with PrivateUsers= (217/USER,
+    systemd/systemd#34983) rather than run it without. Nothing else in the units needs them.
+    (This machine may not change that sysctl, so no tree here runs without them.)"""
+    settings = unit_settings(unit)
+    assert "PrivateUsers" not in settings
+    assert "DynamicUser" not in settings and "PrivatePIDs" not in settings
+
+
 def test_unit_has_the_guides_lines():
     lines = (PACKAGING / "pdagent.service").read_text().splitlines()
     assert lines.count(GUIDE_UNIT_LINE) == 1
