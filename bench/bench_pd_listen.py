@@ -1,7 +1,8 @@
 """Benchmark pd-listen: accept rate and latency, memory idle and under 10,000 idle connections,
 each next to a direct POST to the Events API stand-in measured in the same run.
 
-    .venv/bin/python bench/bench_pd_listen.py [--events 2000] [--clients 16] [--idle 10000] [--dir /dev/shm]
+    .venv/bin/python bench/bench_pd_listen.py [--events 2000] [--clients 16] [--idle 10000] [--stalled 4000]
+                                              [--dir /dev/shm]
 
 Prints, each with its target:
 - events/s from one keep-alive client (>= 1,000) and from 16 concurrent keep-alive clients
@@ -9,7 +10,8 @@ Prints, each with its target:
   processes, so the client side is not one GIL; the same loads against the stand-in directly;
 - end to end: POST to pd-listen -> received by the stand-in with pdagentd running, next to
   pd-send -> received (the daemon's own path);
-- pd-listen's RSS idle (<= 30 MiB) and with 10,000 idle connections open (<= 50 MiB);
+- pd-listen's RSS idle (<= 30 MiB), with 10,000 idle connections open and with 4,000 each
+  stalled 16 KiB into a request (<= 50 MiB);
 - what the disk allows: the spool writer alone (SpoolWriter.enqueue_many, in this process, on
   the same disk, as pd-listen's account does it: each new name made durable by an fsync of its
   file), one entry at a time and 16 at a time; and from it the most one client could get from
@@ -121,11 +123,40 @@ def idle_rss(listen, count):
     return figure, status
 
 
+def stalled_rss(listen, count, request_bytes=16 * 1024):
+    """pd-listen's RSS with `count` connections each stalled one byte short of a request of
+    `request_bytes` (a head, then a body it does not finish), and how many it refused (503, or
+    closed after it)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1024), hard))
+    head = (b"POST /v2/enqueue HTTP/1.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % request_bytes)
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", listen.port))
+        sock.sendall(head + b"[" * (request_bytes - 1))
+        sockets.append(sock)
+    time.sleep(2)
+    figure = rss_mib(listen.process.pid)
+    refused = 0
+    for sock in sockets:
+        sock.setblocking(False)
+        try:
+            refused += sock.recv(64).startswith(b"HTTP/1.1 503 ")
+        except BlockingIOError:
+            pass  # still held
+        except OSError:
+            refused += 1  # answered and closed (reset: what it sent was not read)
+        sock.close()
+    return figure, refused
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--idle", type=int, default=10000)
+    parser.add_argument("--stalled", type=int, default=4000)
     parser.add_argument("--e2e", type=int, default=20)
     parser.add_argument("--dir", help="where the spool goes (default: the temporary directory); "
                         "/dev/shm, a tmpfs where an fsync costs nothing, shows pd-listen's ceiling "
@@ -135,7 +166,7 @@ def main():
     os.chmod(base, 0o755)
     standin = StandIn(base)
     agent = Agent(base, ensure_daemon_user(), standin.url, max_events_per_minute_per_key=0)
-    listen = Listen(agent, "--max-connections", str(args.idle + 100))
+    listen = Listen(agent, "--max-connections", str(max(args.idle, args.stalled) + 100))
     try:
         time.sleep(1)
         print(f"pd-listen RSS idle: {rss_mib(listen.process.pid):.1f} MiB (target <= 30)")
@@ -150,6 +181,9 @@ def main():
         rss, status = idle_rss(listen, args.idle)
         print(f"pd-listen RSS with {args.idle} idle connections: {rss:.1f} MiB (target <= 50); "
               f"a POST meanwhile: {status}")
+        rss, refused = stalled_rss(listen, args.stalled)
+        print(f"pd-listen RSS with {args.stalled} connections stalled 16 KiB into a request: {rss:.1f} MiB "
+              f"(target <= 50); {refused} of them refused")
         for name in agent.names("pdq"):
             os.unlink(agent.path("pdq", name))
         standin.reset()

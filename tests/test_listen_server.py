@@ -210,6 +210,99 @@ def test_a_body_past_the_servers_budget_is_refused_unread_until_room_is_free(ser
     assert listener.batches == [1, 1, 1, 1]  # the refused request never reached the listener
 
 
+def partial_head(port, size):
+    """A connection that has sent `size` bytes of a request head, and stalls."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    start = b"POST /v2/enqueue HTTP/1.1\r\nX-Pad: "
+    sock.sendall(start + b"a" * (size - len(start)))
+    return sock
+
+
+def answer_waiting(sock):
+    """The status line the server sent on `sock`, or None if it sent nothing yet."""
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(4096).split(b"\r\n", 1)[0].decode()
+    except socket.timeout:
+        return None
+
+
+def test_past_the_partial_request_limit_the_quietest_connection_is_refused(serve):
+    """Heads and small bodies still coming in are held up to a limit, all connections
+    together: past it, the connection quiet the longest gets 503 (and its bytes are let go);
+    one that sent lately, a closed one's bytes and a large body the BodyBudget counts do not
+    weigh; whole requests are still taken."""
+    listener = GatedListener()
+    listener.gate.set()
+    server, port = serve(listener, Limits(max_partial_request_bytes=2500))
+
+    def held():
+        return server._partial.held_bytes
+    first, second = partial_head(port, 1000), partial_head(port, 1000)
+    wait_for(lambda: held() == 2000, message="two heads held")
+    third = partial_head(port, 1000)
+    wait_for(lambda: held() == 2000, message="the first refused")
+    assert answer_waiting(first) == "HTTP/1.1 503 Service Unavailable"
+    assert answer_waiting(second) is None and answer_waiting(third) is None
+    second.sendall(b"a" * 200)  # the second is now the latest active: the third is the quietest
+    wait_for(lambda: held() == 2200, message="the second's bytes")
+    fourth = partial_head(port, 1000)
+    wait_for(lambda: held() == 2200, message="the third refused")
+    assert answer_waiting(third) == "HTTP/1.1 503 Service Unavailable"
+    assert answer_waiting(second) is None and answer_waiting(fourth) is None
+    second.close()  # what a closed connection held no longer counts
+    wait_for(lambda: held() == 1000, message="the second forgotten")
+    fifth = partial_head(port, 1400)
+    large = socket.create_connection(("127.0.0.1", port))  # counted by the BodyBudget instead
+    large.sendall(b"POST /v2/enqueue HTTP/1.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (4 * BIG) + b"[" * (2 * BIG))
+    wait_for(lambda: server._bodies.held_bytes == 4 * BIG, message="the large body reserved")
+    assert held() == 2400
+    assert answer_waiting(fourth) is None and answer_waiting(fifth) is None and answer_waiting(large) is None
+    answers = {}
+    post_in_background(port, "whole", answers).join(10)
+    assert answers["whole"][0] == 202
+    for sock in (first, third, fourth, fifth, large):
+        sock.close()
+
+
+def test_a_request_being_queued_is_never_refused_for_what_follows_it(serve):
+    """Bytes of a next request that came with a whole one (pipelined) count only once the
+    whole one is answered: while the enqueue thread has it, the connection is never refused."""
+    listener = GatedListener()  # the first batch waits for the gate
+    server, port = serve(listener, Limits(max_partial_request_bytes=1500))
+    pipelining = socket.create_connection(("127.0.0.1", port))
+    pipelining.sendall(b"POST /v2/enqueue HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n"
+                       b"first" + b"POST /v2/enqueue HTTP/1.1\r\nX-Pad: " + b"a" * 966)
+    wait_for(lambda: listener.batches, message="the first request to be taken")
+    others = [partial_head(port, 1000)]
+    wait_for(lambda: server._partial.held_bytes == 1000, message="the other's head held")
+    others.append(partial_head(port, 1000))  # over the limit: the quietest other one goes, not the queued one
+    assert answer_waiting(others[0]) == "HTTP/1.1 503 Service Unavailable"
+    listener.gate.set()
+    pipelining.settimeout(5)
+    assert pipelining.recv(4096).startswith(b"HTTP/1.1 202 ")
+    # Once answered, its next head counts: 2,000 bytes, over the limit, and the quietest other goes.
+    wait_for(lambda: answer_waiting(others[1]) == "HTTP/1.1 503 Service Unavailable",
+             message="the other refused once the pipelined head counts")
+    assert server._partial.held_bytes == 1000
+    for sock in [pipelining] + others:
+        sock.close()
+
+
+def test_an_answered_request_lets_go_of_its_bytes_at_once(serve):
+    """A head that times out is answered 408 and no longer counts, though the connection stays
+    open a moment longer for the client to read its answer."""
+    listener = GatedListener()
+    server, port = serve(listener, Limits(header_timeout=0.2))
+    slow = partial_head(port, 1000)
+    wait_for(lambda: server._partial.held_bytes == 1000, message="the head held")
+    slow.settimeout(5)
+    assert slow.recv(4096).startswith(b"HTTP/1.1 408 ")
+    assert server._partial.held_bytes == 0
+    slow.close()
+
+
 def test_small_bodies_are_never_refused_for_room(serve):
     listener = GatedListener()
     server, port = serve(listener, Limits(max_buffered_body_bytes=BIG))

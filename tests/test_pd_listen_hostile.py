@@ -10,6 +10,7 @@ import collections
 import http.client
 import json
 import resource
+import selectors
 import socket
 import threading
 import time
@@ -230,6 +231,43 @@ def test_many_large_bodies_at_once_are_held_within_a_budget(attacked):
         for sock in senders:
             sock.close()
     check_outcome(agent, standin, server, client)
+
+
+def test_thousands_of_slow_clients_holding_part_of_a_request_do_not_fill_memory(attacked):
+    """3,000 connections each send a head and all but the last byte of a 16 KiB body, and
+    stall (a slowloris under the large-body budget): pd-listen holds at most 16 MiB of such
+    requests, answering 503 to the connections quiet the longest; its memory stays bounded
+    and a client sending usual events keeps getting its 202s meanwhile."""
+    agent, standin, start = attacked
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))
+    body_bytes = 16 * 1024
+    request = (b"POST /v2/enqueue HTTP/1.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % body_bytes + b"[" * (body_bytes - 1))
+    senders = []
+    try:
+        server = start()
+        client = WellBehavedClient(server.port)
+        client.start()
+        for _ in range(3000):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(request)
+            senders.append(sock)
+        time.sleep(1)
+        assert rss_mib(server.process.pid) < 50
+        with selectors.DefaultSelector() as selector:
+            for sock in senders:
+                selector.register(sock, selectors.EVENT_READ)
+            answered = [key.fileobj for key, _ in selector.select(timeout=2)]
+        answers = collections.Counter(read_answer_or_close(sock, 5) for sock in answered)
+        still_sending = len(senders) - len(answered)
+        assert set(answers) == {503} and still_sending > 0, (answers, still_sending)
+        assert still_sending * body_bytes <= 16 * 1024 * 1024
+        check_outcome(agent, standin, server, client)
+    finally:
+        for sock in senders:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 BAD_REQUESTS = {

@@ -51,10 +51,10 @@ def _failure(status, status_text, message, **kwargs):
     return Answer(status, {"status": status_text, "message": message}, log_line=message, **kwargs)
 
 
-def busy(limit_bytes):
-    """The answer to a request whose body the server has no room to hold now (its body is
-    not read, so the connection closes): the client keeps the event and retries shortly."""
-    return _failure(503, "unavailable", f"pd-listen holds {limit_bytes // (1024 * 1024)} MiB of request bodies "
+def busy(limit_bytes, what="request bodies"):
+    """The answer to a request the server has no room to hold now (the rest of it is not
+    read, so the connection closes): the client keeps the event and retries shortly."""
+    return _failure(503, "unavailable", f"pd-listen holds {limit_bytes // (1024 * 1024)} MiB of {what} "
                     f"already; retry shortly", headers=[("Retry-After", str(BUSY_RETRY_AFTER_SECS))],
                     close=True)
 

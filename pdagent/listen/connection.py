@@ -55,6 +55,8 @@ class Connection:
     def start_answer(self, outbox, keep_alive, now):
         self.outbox, self.keep_alive, self.answered = outbox, keep_alive, False
         self.phase, self.deadline = WRITING, now + self.limits.body_timeout
+        if not keep_alive:
+            self.reader = RequestReader()  # nothing more is read: let go of what came
 
     def answer_sent(self, now):
         """The whole answer is out on a connection kept alive; True if the next request is in

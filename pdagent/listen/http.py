@@ -116,6 +116,10 @@ class RequestReader:
         self._chunk_left = 0  # bytes of the current chunk still to come, its closing CRLF included
         self._in_trailers = False
 
+    def held_bytes(self):
+        """Bytes of requests still coming in that this reader holds."""
+        return len(self._buffer) + len(self._body)
+
     @property
     def started(self):
         """True once a byte of the next request has come (an idle connection has none)."""

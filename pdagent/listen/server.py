@@ -16,9 +16,12 @@ server's, enforced in one place:
 - Memory: a connection holds at most one request (the head is bounded by
   http.MAX_HEAD_BYTES, the body by MAX_BODY_BYTES, both refused as soon as
   announced or exceeded); it is not read from while its request is queued.
-  All connections together hold at most `max_buffered_body_bytes` of bodies
-  (limits.BodyBudget): a request whose body would not fit is answered 503
-  at once, its body unread, and the client retries.
+  All connections together hold at most `max_buffered_body_bytes` of large
+  bodies (limits.BodyBudget): a request whose body would not fit is answered
+  503 at once, its body unread, and the client retries. Heads and small
+  bodies still coming in are held up to `max_partial_request_bytes` in all
+  (limits.PartialRequests): past it, the connection quiet the longest is
+  answered 503, so thousands of slow clients cannot fill memory either.
 - Work: parsing and framing run on the loop; the enqueue (JSON, validation,
   the spool write) runs on one enqueue thread (batches.py), which answers
   the requests that wait together as one batch: a 202 is never ahead of its
@@ -48,7 +51,7 @@ from pdagent.listen.connection import (
     Connection,
 )
 from pdagent.listen.http import CONTINUE, HttpError, response_bytes
-from pdagent.listen.limits import BodyBudget
+from pdagent.listen.limits import BodyBudget, PartialRequests
 from pdagent.listen.sockets import client_name
 from pdagent.wakeup import WakeupPipe
 
@@ -61,6 +64,7 @@ class Server:
         self.listener = listener
         self.limits = limits
         self._bodies = BodyBudget(limits.max_buffered_body_bytes)
+        self._partial = PartialRequests(limits.max_partial_request_bytes)
         self._selector = selectors.DefaultSelector()
         self._listening = list(listening_sockets)
         self._connections = collections.OrderedDict()  # fd -> Connection, longest quiet first
@@ -156,6 +160,7 @@ class Server:
         if connection.phase != WORKING:  # else its body is held until the enqueue thread answers it
             self._selector.unregister(connection.sock)
             self._bodies.release(connection)
+        self._partial.forget(connection)
         connection.sock.close()
 
     # -- reading ---------------------------------------------------------------------------
@@ -189,6 +194,18 @@ class Server:
             self._refuse(connection, error)
             return
         self._advance_or_refuse(connection, now)
+        self._hold_partial(connection)
+
+    def _hold_partial(self, connection):
+        """Count what `connection` holds of a request still coming in; past the limit, refuse
+        the request of the connection quiet the longest (PartialRequests)."""
+        if connection.sock.fileno() >= 0:
+            self._partial.update(connection)
+        while True:
+            quietest = self._partial.quietest_over_limit(sparing=connection)
+            if quietest is None:
+                return
+            self._answer(quietest, busy(self.limits.max_partial_request_bytes, "requests still coming in"))
 
     def _advance_or_refuse(self, connection, now):
         try:
@@ -266,6 +283,7 @@ class Server:
         keep_alive = connection.keep_alive and not answer.close
         connection.start_answer(response_bytes(answer.status, answer.body_bytes(), keep_alive, answer.headers),
                                 keep_alive, time.monotonic())
+        self._partial.update(connection)
         self._write(connection)
 
     @staticmethod
@@ -298,6 +316,7 @@ class Server:
             connection = self._pipelined.popleft()
             if connection.sock.fileno() >= 0 and connection.phase == HEAD:
                 self._advance_or_refuse(connection, time.monotonic())
+                self._hold_partial(connection)
 
     # -- time ------------------------------------------------------------------------------
 
