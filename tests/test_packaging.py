@@ -1063,7 +1063,7 @@ def test_listen_unit_runs_as_its_own_account_writing_only_new_spool_entries_and_
     # One mount for tmp/ and pdq/, or linking an entry from one into the other fails (EXDEV).
     assert settings["ReadWritePaths"] == ["/var/lib/pdagent/outqueue"]
     assert settings["LogsDirectory"] == ["pdagent-listen"] and settings["RuntimeDirectory"] == ["pdagent-listen"]
-    for key in ("ProtectHome", "PrivateTmp", "NoNewPrivileges", "PrivateDevices", "PrivateUsers"):
+    for key in ("ProtectHome", "PrivateTmp", "NoNewPrivileges", "PrivateDevices"):
         assert settings[key] == ["yes"], key
     assert settings["CapabilityBoundingSet"] == [""]
 
