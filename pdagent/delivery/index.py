@@ -7,6 +7,7 @@ another format, anything but a regular file) is passed over, logged once,
 masked and escaped; no name can stop the listing or the inotify path.
 """
 
+import ctypes
 import logging
 import threading
 
@@ -21,6 +22,28 @@ log = logging.getLogger("pdagent.delivery")
 # at most this share of the time (a million names take seconds to list).
 RESCAN_TIME_SHARE = 0.02
 MAX_WARNED_NAMES = 10000  # names whose skipping was logged (once each)
+
+
+def return_freed_memory():
+    """Hand the C heap's free pages back to the kernel (glibc's malloc_trim; nothing elsewhere).
+
+    A listing builds a new index beside the old one and frees the old: at a
+    million pending events that is 11 MiB, which glibc keeps once it has
+    raised its mmap threshold, so without this each rescan grew the daemon
+    by as much (38 -> 50 -> 62 MiB over two rescans).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _find_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 
 
 class PendingIndex:
@@ -75,6 +98,7 @@ class PendingIndex:
         with guarded.lock:
             guarded.scheduler.end_listing(found)
             guarded.changed.notify_all()
+        return_freed_memory()
         self._rescan_secs = self.clock() - started
         log.log(logging.INFO if first else logging.DEBUG, "indexed %d pending event(s) of %d key(s) in %.2f s",
                 events, keys, self._rescan_secs)
