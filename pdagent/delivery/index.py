@@ -38,9 +38,11 @@ def return_freed_memory():
 
 def _find_malloc_trim():
     try:
-        return ctypes.CDLL(None).malloc_trim
+        malloc_trim = ctypes.CDLL(None).malloc_trim
     except (AttributeError, OSError):
         return None
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int  # int malloc_trim(size_t pad)
+    return malloc_trim
 
 
 _MALLOC_TRIM = _find_malloc_trim()
